@@ -1,0 +1,113 @@
+//! Builds the server from a configuration and a bound listener, then serves until told to stop.
+//! Binding happens before `build` returns, so a caller (a test, the bench) can connect to
+//! [`App::addr`] at once, with no waiting.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::grpc::{FILE_DESCRIPTOR_SET, employer::EmployerApi};
+use crate::middleware;
+use crate::proto::employer_service_server::EmployerServiceServer;
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database")]
+    Store(#[from] StoreError),
+    #[error("cannot use the listening socket")]
+    Listener(#[from] std::io::Error),
+    #[error("cannot publish the service descriptors for reflection")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the server failed")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+}
+
+impl App {
+    /// Opens the database (migrating it unless the configuration says a separate step does),
+    /// and takes over the listener.
+    pub async fn build(config: Config, listener: TcpListener) -> Result<Self, StartupError> {
+        let store = store::connect(&config).await?;
+        if config.migrate_on_start {
+            store.migrate().await?;
+        }
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, backend = store.backend(), "sinergi ready");
+        Ok(Self {
+            config,
+            listener,
+            addr,
+            store,
+        })
+    }
+
+    /// The address the server answers on (the real port when the configuration asked for 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING on the health service, stops
+    /// accepting calls and lets in-flight calls finish within the configured grace period.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<EmployerServiceServer<EmployerApi>>()
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        // grpcurl 1.8 and other older clients only speak v1alpha.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = Server::builder()
+            .layer(middleware::layers())
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(EmployerServiceServer::new(EmployerApi::new(self.store)))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                async {
+                    let _ = stopped.await;
+                },
+            );
+        tokio::pin!(server);
+
+        tokio::select! {
+            result = &mut server => return Ok(result?),
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: finishing in-flight calls");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_not_serving::<EmployerServiceServer<EmployerApi>>()
+            .await;
+        let _ = stop_accepting.send(());
+        match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
+            Ok(result) => result?,
+            Err(_) => tracing::warn!("grace period over: abandoning calls still in flight"),
+        }
+        Ok(())
+    }
+}

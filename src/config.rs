@@ -1,0 +1,177 @@
+//! Service configuration. Sources, later ones winning: built-in defaults (which need nothing: a
+//! SQLite file under `./sinergi-data/`, listening on `127.0.0.1:50051`), a TOML file, `SINERGI_*`
+//! environment variables (nested keys with `__`, e.g. `SINERGI_DATABASE__MAX_CONNECTIONS`), and
+//! command-line flags.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database (and, later, generated keys).
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL, `sqlite://path` for a SQLite file elsewhere; unset means
+    /// SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Whether `serve` applies pending migrations before it starts. Turn off where a separate
+    /// `sinergi migrate` step (a deployment job) owns the schema.
+    pub migrate_on_start: bool,
+    /// How long in-flight calls may take to finish after a shutdown signal, in seconds.
+    pub shutdown_grace_secs: u64,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Largest PostgreSQL connection pool per replica.
+    pub max_connections: u32,
+    /// SQLite read connections (writes always go through one connection, as SQLite allows
+    /// only one writer at a time).
+    pub sqlite_readers: u32,
+    /// How long a call waits for a free connection before it fails with UNAVAILABLE, in
+    /// milliseconds.
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info,sqlx=warn`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("sinergi-data"),
+            database_url: None,
+            migrate_on_start: true,
+            shutdown_grace_secs: 30,
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            sqlite_readers: 4,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info,sqlx=warn".into(),
+        }
+    }
+}
+
+/// Values given on the command line; each overrides the file and environment.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Layers defaults, the optional TOML file, `SINERGI_*` variables and the overrides.
+    pub fn load(file: Option<&PathBuf>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(
+                Env::prefixed("SINERGI_")
+                    .split("__")
+                    // Read by the command line itself, not settings.
+                    .ignore(&["config"]),
+            )
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|error| ConfigError(Box::new(error)))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.data_dir, PathBuf::from("sinergi-data"));
+        assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sinergi.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:6000\"\ndata_dir = \"/var/lib/x\"\n[database]\nmax_connections = 3\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            ..Default::default()
+        };
+        let config = Config::load(Some(&file), &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/x"));
+        assert_eq!(config.database.max_connections, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sinergi.toml");
+        std::fs::write(&file, "lisen = \"0.0.0.0:6000\"\n").unwrap();
+        assert!(Config::load(Some(&file), &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Validated domain types and the rules they enforce. Nothing here knows about gRPC or SQL, so the
+//! rules can be read, tested and reused without either.
+
+pub mod employer;
+pub mod identifiers;
+pub mod paging;
+pub mod region;
+pub mod validation;
+
+pub use validation::{FieldViolation, ValidationError, Violations};

@@ -1,0 +1,127 @@
+//! The one place where errors become gRPC statuses.
+//!
+//! Handlers return [`ApiError`]; its conversion to [`tonic::Status`] decides the code, the
+//! message a caller sees and the structured details (AIP-193: `google.rpc.ErrorInfo` with a
+//! stable `reason`, `google.rpc.BadRequest` field violations). Internal causes are logged here
+//! with their full chain and replaced by a generic message, so nothing about the database or
+//! the code reaches a client.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::ValidationError;
+use crate::store::StoreError;
+
+/// The `domain` of every `google.rpc.ErrorInfo` this service sends.
+pub const ERROR_DOMAIN: &str = "sinergi.go.id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A single invalid request field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::Invalid(ValidationError::single(field, description))
+    }
+}
+
+fn with_info(
+    code: Code,
+    message: String,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Invalid(invalid) => {
+                let mut details = ErrorDetails::new();
+                for violation in &invalid.violations {
+                    details.add_bad_request_violation(&violation.field, &violation.description);
+                }
+                details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
+                Status::with_error_details(Code::InvalidArgument, invalid.to_string(), details)
+            }
+            ApiError::Store(StoreError::NotFound(what)) => with_info(
+                Code::NotFound,
+                format!("{what} not found"),
+                "NOT_FOUND",
+                HashMap::from([("resource".into(), what.into())]),
+            ),
+            ApiError::Store(StoreError::Duplicate { field, holder }) => {
+                let mut metadata = HashMap::from([("field".to_owned(), field.to_owned())]);
+                if let Some(holder) = holder {
+                    metadata.insert("employer_id".into(), holder.to_string());
+                }
+                let message = match holder {
+                    Some(holder) => format!("{field} is already registered to employer {holder}"),
+                    None => format!("{field} is already registered to another employer"),
+                };
+                with_info(
+                    Code::AlreadyExists,
+                    message,
+                    "DUPLICATE_IDENTIFIER",
+                    metadata,
+                )
+            }
+            ApiError::Store(StoreError::EtagMismatch { current }) => with_info(
+                Code::Aborted,
+                "the employer changed since it was read; read it again and retry".into(),
+                "ETAG_MISMATCH",
+                HashMap::from([("current_etag".into(), current)]),
+            ),
+            ApiError::Store(StoreError::RequestIdReused) => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(
+                    "request_id",
+                    "this request_id was already used for a different request",
+                );
+                details.set_error_info("REQUEST_ID_REUSED", ERROR_DOMAIN, HashMap::new());
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    "request_id was already used for a different request",
+                    details,
+                )
+            }
+            ApiError::Store(error @ StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %error_chain(&error), "database unavailable");
+                with_info(
+                    Code::Unavailable,
+                    "the service is temporarily unavailable; retry with backoff".into(),
+                    "BACKEND_UNAVAILABLE",
+                    HashMap::new(),
+                )
+            }
+            ApiError::Store(error @ (StoreError::Internal(_) | StoreError::Corrupt(_))) => {
+                tracing::error!(error = %error_chain(&error), "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// An error with all of its causes, for the log.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

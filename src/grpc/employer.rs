@@ -1,0 +1,203 @@
+//! `sinergi.v1.EmployerService`.
+
+use std::sync::Arc;
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{convert, split_page};
+use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
+use crate::domain::identifiers::{Kbli, Nib, Npwp};
+use crate::domain::paging::{decode_token, page_size};
+use crate::domain::region::RegionCode;
+use crate::domain::{ValidationError, Violations};
+use crate::error::ApiError;
+use crate::proto::{self, employer_service_server::EmployerService};
+use crate::store::{IdempotencyKey, NameCursor, Store, UpsertEmployer};
+
+pub const REQUEST_ID_MAX_CHARS: usize = 64;
+
+/// Until callers are authenticated every request is attributed to the same caller, so
+/// request ids share one namespace.
+const UNAUTHENTICATED_CALLER: &str = "anonymous";
+
+pub struct EmployerApi {
+    store: Arc<dyn Store>,
+}
+
+impl EmployerApi {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+}
+
+/// The idempotency key of a write, if the caller sent a `request_id`.
+fn idempotency_key(
+    request_id: &str,
+    method: &'static str,
+    request: &impl Message,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let request_id = request_id.trim();
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.chars().count() > REQUEST_ID_MAX_CHARS
+        || request_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::invalid(
+            "request_id",
+            format!("a request_id is at most {REQUEST_ID_MAX_CHARS} characters with no spaces"),
+        ));
+    }
+    Ok(Some(IdempotencyKey {
+        caller: UNAUTHENTICATED_CALLER.to_owned(),
+        request_id: request_id.to_owned(),
+        method,
+        request_digest: Sha256::digest(request.encode_to_vec()).to_vec(),
+    }))
+}
+
+fn page_size_of(requested: i32) -> Result<u32, ApiError> {
+    page_size(requested).map_err(|description| ApiError::invalid("page_size", description))
+}
+
+fn cursor_of<C: serde::de::DeserializeOwned>(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<C>, ApiError> {
+    decode_token(token, fingerprint)
+        .map_err(|description| ApiError::invalid("page_token", description))
+}
+
+#[tonic::async_trait]
+impl EmployerService for EmployerApi {
+    async fn upsert_employer(
+        &self,
+        request: Request<proto::UpsertEmployerRequest>,
+    ) -> Result<Response<proto::UpsertEmployerResponse>, Status> {
+        let request = request.into_inner();
+        let idempotency = idempotency_key(&request.request_id, "UpsertEmployer", &request)?;
+        let employer = request
+            .employer
+            .ok_or_else(|| ApiError::invalid("employer", "the employer to write is required"))?;
+        let draft = convert::employer_submission(employer, "employer")?
+            .validate("employer")
+            .map_err(ApiError::from)?;
+        let expected_etag = Some(request.etag.trim().to_owned()).filter(|etag| !etag.is_empty());
+        let outcome = self
+            .store
+            .upsert_employer(&UpsertEmployer {
+                draft,
+                expected_etag,
+                idempotency,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(proto::UpsertEmployerResponse {
+            employer: Some(convert::employer(outcome.employer)),
+            created: outcome.created,
+        }))
+    }
+
+    async fn get_employer(
+        &self,
+        request: Request<proto::GetEmployerRequest>,
+    ) -> Result<Response<proto::GetEmployerResponse>, Status> {
+        use proto::get_employer_request::Key;
+
+        let key = match request.into_inner().key {
+            Some(Key::Id(id)) => {
+                EmployerKey::parse_id(&id).map_err(|e| ApiError::invalid("id", e))?
+            }
+            Some(Key::Npwp(npwp)) => {
+                EmployerKey::Npwp(Npwp::parse(&npwp).map_err(|e| ApiError::invalid("npwp", e))?)
+            }
+            Some(Key::Nib(nib)) => {
+                EmployerKey::Nib(Nib::parse(&nib).map_err(|e| ApiError::invalid("nib", e))?)
+            }
+            None => {
+                return Err(ApiError::invalid("key", "give one of id, npwp or nib").into());
+            }
+        };
+        let employer = self
+            .store
+            .find_employer(&key)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::Store(crate::store::StoreError::NotFound(
+                "employer",
+            )))?;
+        Ok(Response::new(proto::GetEmployerResponse {
+            employer: Some(convert::employer(employer)),
+        }))
+    }
+
+    async fn list_employers(
+        &self,
+        request: Request<proto::ListEmployersRequest>,
+    ) -> Result<Response<proto::ListEmployersResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let region = request
+            .region_prefix
+            .map(|region| region.code)
+            .filter(|code| !code.trim().is_empty())
+            .and_then(|code| violations.check("region_prefix.code", RegionCode::parse(&code)));
+        let kbli = Some(request.kbli)
+            .filter(|kbli| !kbli.trim().is_empty())
+            .and_then(|kbli| violations.check("kbli", Kbli::parse(&kbli)));
+        let size = violations.check("page_size", page_size(request.page_size));
+        violations.finish().map_err(ApiError::from)?;
+        let filter = EmployerFilter {
+            region,
+            size_class: convert::size_class(request.size_class, "size_class")?,
+            kbli,
+        };
+        let page_size = size.unwrap_or_default();
+        let fingerprint = filter.fingerprint();
+        let after: Option<Uuid> = cursor_of(&request.page_token, &fingerprint)?;
+
+        let employers = self
+            .store
+            .list_employers(&filter, after, page_size + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let (employers, next_page_token) =
+            split_page(employers, page_size, &fingerprint, |employer| employer.id);
+        Ok(Response::new(proto::ListEmployersResponse {
+            employers: employers.into_iter().map(convert::employer).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn search_employers(
+        &self,
+        request: Request<proto::SearchEmployersRequest>,
+    ) -> Result<Response<proto::SearchEmployersResponse>, Status> {
+        let request = request.into_inner();
+        let query = NameQuery::parse(&request.query)
+            .map_err(|description| ApiError::from(ValidationError::single("query", description)))?;
+        let page_size = page_size_of(request.page_size)?;
+        let fingerprint = query.fingerprint();
+        let after: Option<NameCursor> = cursor_of(&request.page_token, &fingerprint)?;
+
+        let employers = self
+            .store
+            .search_employers(&query, after.as_ref(), page_size + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let (employers, next_page_token) =
+            split_page(employers, page_size, &fingerprint, |employer| NameCursor {
+                name_folded: crate::domain::employer::fold_name(&employer.name),
+                id: employer.id,
+            });
+        Ok(Response::new(proto::SearchEmployersResponse {
+            employers: employers.into_iter().map(convert::employer).collect(),
+            next_page_token,
+        }))
+    }
+}

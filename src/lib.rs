@@ -1,0 +1,17 @@
+//! Sinergi: employer social-security compliance data exchanged between Indonesian agencies
+//! (Disnaker, BPJS Kesehatan, BPJS Ketenagakerjaan, Kejaksaan) over one gRPC contract.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod middleware;
+pub mod store;
+pub mod telemetry;
+
+/// Code generated from `proto/sinergi/v1`.
+#[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
+pub mod proto {
+    tonic::include_proto!("sinergi.v1");
+}

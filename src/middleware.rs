@@ -1,0 +1,29 @@
+//! The one place where the tower layers around every gRPC service are stacked. Outermost first;
+//! each layer says why it is there.
+//!
+//! Where the next layers go: per-caller limits, then authentication (access token → caller
+//! identity in the request extensions), then the audit layer (which sees the method, the caller
+//! and the outcome) sit between the tracing layer and the services, in that order, so even a
+//! rejected call is traced and audited.
+
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
+use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+type GrpcRequest = http::Request<tonic::body::Body>;
+type MakeSpan = fn(&GrpcRequest) -> Span;
+
+pub type Layers = Stack<TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>, Identity>;
+
+pub fn layers() -> ServiceBuilder<Layers> {
+    ServiceBuilder::new()
+        // Tracing: one span per call named by its gRPC method, so every log line a call causes
+        // (including the store's) can be tied to it, and failures are logged with their status.
+        .layer(TraceLayer::new_for_grpc().make_span_with(call_span as MakeSpan))
+}
+
+fn call_span(request: &GrpcRequest) -> Span {
+    tracing::info_span!("rpc", method = %request.uri().path())
+}

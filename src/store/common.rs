@@ -1,0 +1,335 @@
+//! The part of the [`Store`](super::Store) implementation that is identical on both backends,
+//! instantiated once per backend by `sql_store_common!(StoreType, DatabaseType)`. The store type
+//! provides `writer()` and `reader()` pools and a `MIGRATOR`.
+
+macro_rules! sql_store_common {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// One attempt at an upsert inside a single write transaction: the idempotency
+            /// record, the precondition checks and the write commit together or not at all.
+            async fn try_upsert_employer(
+                &self,
+                command: &$crate::store::UpsertEmployer,
+            ) -> Result<$crate::store::UpsertOutcome, $crate::store::StoreError> {
+                use $crate::domain::employer::{Employer, etag_of, fold_name};
+                use $crate::store::{StoreError, UpsertOutcome, now_micros};
+
+                let mut tx = self.writer().begin().await?;
+
+                if let Some(key) = &command.idempotency {
+                    let previous: Option<(String, Vec<u8>, String)> = sqlx::query_as(
+                        "SELECT method, request_digest, response FROM idempotency_keys \
+                         WHERE caller = $1 AND request_id = $2",
+                    )
+                    .bind(&key.caller)
+                    .bind(&key.request_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((method, digest, response)) = previous {
+                        if method != key.method || digest != key.request_digest {
+                            return Err(StoreError::RequestIdReused);
+                        }
+                        return serde_json::from_str(&response)
+                            .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")));
+                    }
+                }
+
+                let draft = &command.draft;
+                let id = draft.id.unwrap_or_else(uuid::Uuid::now_v7);
+                let existing: Option<(i64, time::OffsetDateTime)> =
+                    sqlx::query_as("SELECT revision, created_at FROM employers WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(expected) = &command.expected_etag {
+                    match &existing {
+                        None => return Err(StoreError::NotFound("employer")),
+                        Some((revision, _)) if etag_of(*revision) != *expected => {
+                            return Err(StoreError::EtagMismatch {
+                                current: etag_of(*revision),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+
+                let fields = &draft.fields;
+                let holder = |sql: &'static str, value: String| {
+                    sqlx::query_scalar::<_, uuid::Uuid>(sql).bind(value).bind(id)
+                };
+                let duplicates = [
+                    (
+                        "npwp",
+                        Some(fields.npwp.as_str().to_owned()),
+                        "SELECT id FROM employers WHERE npwp = $1 AND id <> $2",
+                    ),
+                    (
+                        "nib",
+                        fields.nib.as_ref().map(|nib| nib.as_str().to_owned()),
+                        "SELECT id FROM employers WHERE nib = $1 AND id <> $2",
+                    ),
+                ];
+                for (field, value, sql) in duplicates {
+                    if let Some(value) = value
+                        && let Some(other) = holder(sql, value).fetch_optional(&mut *tx).await?
+                    {
+                        return Err(StoreError::Duplicate {
+                            field,
+                            holder: Some(other),
+                        });
+                    }
+                }
+                for npp in &fields.bpjs_tk_npp {
+                    if let Some(other) = holder(
+                        "SELECT employer_id FROM employer_npp WHERE npp = $1 AND employer_id <> $2",
+                        npp.as_str().to_owned(),
+                    )
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    {
+                        return Err(StoreError::Duplicate {
+                            field: "bpjs_tk_npp",
+                            holder: Some(other),
+                        });
+                    }
+                }
+
+                let now = now_micros();
+                let (revision, created_at) = match existing {
+                    Some((revision, created_at)) => (revision + 1, created_at),
+                    None => (1, now),
+                };
+                let npp_text = fields
+                    .bpjs_tk_npp
+                    .iter()
+                    .map(|npp| npp.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let write_sql = if existing.is_some() {
+                    // The revision guard turns a concurrent update that slipped in after the read
+                    // above into an etag mismatch instead of a lost update.
+                    "UPDATE employers SET npwp = $2, nib = $3, bpjs_tk_npp = $4, \
+                     bpjs_kes_code = $5, name = $6, name_folded = $7, address = $8, \
+                     region_code = $9, province_code = $10, kbli = $11, size_class = $12, \
+                     workforce_declared = $13, created_at = $14, updated_at = $15, \
+                     revision = $16 WHERE id = $1 AND revision = $16 - 1"
+                } else {
+                    "INSERT INTO employers (id, npwp, nib, bpjs_tk_npp, bpjs_kes_code, name, \
+                     name_folded, address, region_code, province_code, kbli, size_class, \
+                     workforce_declared, created_at, updated_at, revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                };
+                let written = sqlx::query(write_sql)
+                    .bind(id)
+                    .bind(fields.npwp.as_str())
+                    .bind(fields.nib.as_ref().map(|nib| nib.as_str()))
+                    .bind(&npp_text)
+                    .bind(fields.bpjs_kes_code.as_deref())
+                    .bind(&fields.name)
+                    .bind(fold_name(&fields.name))
+                    .bind(fields.address.as_deref())
+                    .bind(fields.region.as_str())
+                    .bind(fields.region.province().as_str())
+                    .bind(fields.kbli.as_ref().map(|kbli| kbli.as_str()))
+                    .bind(fields.size_class.map(|class| class.as_str()))
+                    .bind(fields.workforce_declared.map(i64::from))
+                    .bind(created_at)
+                    .bind(now)
+                    .bind(revision)
+                    .execute(&mut *tx)
+                    .await?;
+                if written.rows_affected() == 0 {
+                    return Err(StoreError::EtagMismatch {
+                        current: etag_of(revision),
+                    });
+                }
+
+                sqlx::query("DELETE FROM employer_npp WHERE employer_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for npp in &fields.bpjs_tk_npp {
+                    sqlx::query("INSERT INTO employer_npp (npp, employer_id) VALUES ($1, $2)")
+                        .bind(npp.as_str())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+
+                let outcome = UpsertOutcome {
+                    employer: Employer {
+                        id,
+                        npwp: fields.npwp.as_str().to_owned(),
+                        nib: fields.nib.as_ref().map(|nib| nib.as_str().to_owned()),
+                        bpjs_tk_npp: fields
+                            .bpjs_tk_npp
+                            .iter()
+                            .map(|npp| npp.as_str().to_owned())
+                            .collect(),
+                        bpjs_kes_code: fields.bpjs_kes_code.clone(),
+                        name: fields.name.clone(),
+                        address: fields.address.clone(),
+                        region_code: fields.region.as_str().to_owned(),
+                        kbli: fields.kbli.as_ref().map(|kbli| kbli.as_str().to_owned()),
+                        size_class: fields.size_class,
+                        workforce_declared: fields.workforce_declared,
+                        created_at,
+                        updated_at: now,
+                        revision,
+                    },
+                    created: existing.is_none(),
+                };
+
+                if let Some(key) = &command.idempotency {
+                    let response = serde_json::to_string(&outcome)
+                        .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?;
+                    sqlx::query(
+                        "INSERT INTO idempotency_keys \
+                         (caller, request_id, method, request_digest, response, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&key.caller)
+                    .bind(&key.request_id)
+                    .bind(key.method)
+                    .bind(&key.request_digest)
+                    .bind(response)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn migrate(&self) -> Result<(), $crate::store::StoreError> {
+                Self::MIGRATOR.run(self.writer()).await.map_err(|error| {
+                    $crate::store::StoreError::Internal(sqlx::Error::Migrate(Box::new(error)))
+                })
+            }
+
+            async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("SELECT 1").execute(self.reader()).await?;
+                Ok(())
+            }
+
+            async fn upsert_employer(
+                &self,
+                command: &$crate::store::UpsertEmployer,
+            ) -> Result<$crate::store::UpsertOutcome, $crate::store::StoreError> {
+                match self.try_upsert_employer(command).await {
+                    // A concurrent retry with the same request_id committed first; running again
+                    // finds its record and answers with it.
+                    Err($crate::store::StoreError::Duplicate {
+                        field: "request_id",
+                        ..
+                    }) => self.try_upsert_employer(command).await,
+                    outcome => outcome,
+                }
+            }
+
+            async fn find_employer(
+                &self,
+                key: &$crate::domain::employer::EmployerKey,
+            ) -> Result<Option<$crate::domain::employer::Employer>, $crate::store::StoreError>
+            {
+                use $crate::domain::employer::EmployerKey;
+                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
+
+                let column = match key {
+                    EmployerKey::Id(_) => "id",
+                    EmployerKey::Npwp(_) => "npwp",
+                    EmployerKey::Nib(_) => "nib",
+                };
+                let sql = format!("SELECT {EMPLOYER_COLUMNS} FROM employers WHERE {column} = $1");
+                let query = sqlx::query_as::<_, EmployerRow>(&sql);
+                let query = match key {
+                    EmployerKey::Id(id) => query.bind(*id),
+                    EmployerKey::Npwp(npwp) => query.bind(npwp.as_str().to_owned()),
+                    EmployerKey::Nib(nib) => query.bind(nib.as_str().to_owned()),
+                };
+                let row = query.fetch_optional(self.reader()).await?;
+                row.map($crate::domain::employer::Employer::try_from).transpose()
+            }
+
+            async fn list_employers(
+                &self,
+                filter: &$crate::domain::employer::EmployerFilter,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
+                use $crate::domain::region::RegionLevel;
+                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE 1 = 1"
+                ));
+                if let Some(region) = &filter.region {
+                    match region.level() {
+                        RegionLevel::Province => query.push(" AND province_code = "),
+                        RegionLevel::RegencyOrCity => query.push(" AND region_code = "),
+                    };
+                    query.push_bind(region.as_str());
+                }
+                if let Some(size_class) = filter.size_class {
+                    query.push(" AND size_class = ").push_bind(size_class.as_str());
+                }
+                if let Some(kbli) = &filter.kbli {
+                    query.push(" AND kbli = ").push_bind(kbli.as_str().to_owned());
+                }
+                if let Some(after) = after {
+                    query.push(" AND id > ").push_bind(after);
+                }
+                query
+                    .push(" ORDER BY id LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<EmployerRow> =
+                    query.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map($crate::domain::employer::Employer::try_from)
+                    .collect()
+            }
+
+            async fn search_employers(
+                &self,
+                query_text: &$crate::domain::employer::NameQuery,
+                after: Option<&$crate::store::NameCursor>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
+                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow, like_contains};
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE name_folded LIKE "
+                ));
+                query
+                    .push_bind(like_contains(query_text.folded()))
+                    .push(" ESCAPE '\\'");
+                if let Some(after) = after {
+                    query
+                        .push(" AND (name_folded > ")
+                        .push_bind(after.name_folded.clone())
+                        .push(" OR (name_folded = ")
+                        .push_bind(after.name_folded.clone())
+                        .push(" AND id > ")
+                        .push_bind(after.id)
+                        .push("))");
+                }
+                query
+                    .push(" ORDER BY name_folded, id LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<EmployerRow> =
+                    query.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map($crate::domain::employer::Employer::try_from)
+                    .collect()
+            }
+        }
+    };
+}

@@ -1,0 +1,249 @@
+//! Spawns a real Sinergi server per test on `127.0.0.1:0`, on a fresh SQLite file or a fresh
+//! PostgreSQL database (dropped when the test ends), and hands out connected clients.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sinergi::{app::App, config::Config, proto};
+use sqlx::{Connection, PgConnection};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+pub use proto::employer_service_client::EmployerServiceClient;
+
+/// The PostgreSQL server tests create their databases on; `SINERGI_TEST_POSTGRES_URL` overrides.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SINERGI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    // Held for their Drop: the SQLite directory or the PostgreSQL database.
+    _data_dir: tempfile::TempDir,
+    _database: Option<TestDatabase>,
+}
+
+impl TestApp {
+    pub fn employers(&self) -> EmployerServiceClient<Channel> {
+        EmployerServiceClient::new(self.channel.clone())
+    }
+
+    /// Stops the server the way a signal would and waits until it has finished.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task panicked");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A PostgreSQL database that exists for one test.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin_url = postgres_admin_url();
+        let name = format!("sinergi_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside async code, possibly while the test's runtime is shutting down, so
+        // the cleanup gets a runtime of its own on a separate thread.
+        let name = self.name.clone();
+        let admin_url = postgres_admin_url();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Spawns a server after letting the test adjust the configuration.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(TestDatabase::create().await),
+    };
+    let mut config = Config {
+        data_dir: data_dir.path().to_owned(),
+        database_url: database.as_ref().map(|db| db.url.clone()),
+        ..Config::default()
+    };
+    config.database.max_connections = 8;
+    adjust(&mut config);
+
+    // Bound before the server is built, so clients can connect as soon as this returns.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = App::build(config, listener).await.expect("build app");
+    let addr = app.addr();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.serve(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server failed");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    TestApp {
+        addr,
+        channel,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _data_dir: data_dir,
+        _database: database,
+    }
+}
+
+/// Runs each named `async fn(TestApp)` as two tests: one on SQLite, one on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::common::spawn_app($crate::common::Backend::Sqlite).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::common::spawn_app($crate::common::Backend::Postgres).await).await;
+                }
+            )*
+        }
+    };
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+
+/// A number unique within this test process, for identifiers that must not collide.
+pub fn unique_number() -> u64 {
+    SEQUENCE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The Luhn check digit that makes `digits` + check digit valid.
+pub fn luhn_check_digit(digits: &str) -> char {
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    char::from_digit((10 - sum % 10) % 10, 10).expect("digit")
+}
+
+/// A valid old-style 15-digit NPWP built from `n`.
+pub fn npwp15(n: u64) -> String {
+    let body = format!("{:08}", n % 100_000_000);
+    format!("{body}{}000000", luhn_check_digit(&body))
+}
+
+/// The 16-digit form the service stores for `npwp15(n)`.
+pub fn npwp16(n: u64) -> String {
+    format!("0{}", npwp15(n))
+}
+
+pub fn nib(n: u64) -> String {
+    format!("{:013}", 1_000_000_000_000 + n)
+}
+
+/// A valid employer in Kota Pekalongan with fresh identifiers.
+pub fn employer(name: &str) -> proto::Employer {
+    let n = unique_number();
+    proto::Employer {
+        npwp: npwp15(n),
+        nib: nib(n),
+        bpjs_tk_npp: vec![format!("{:08}", 10_000_000 + n)],
+        bpjs_kes_code: format!("KES-{n}"),
+        name: name.into(),
+        address: "Jl. Hayam Wuruk 1, Pekalongan".into(),
+        region: Some(proto::RegionCode {
+            code: "33.75".into(),
+        }),
+        kbli: "13134".into(),
+        size_class: proto::SizeClass::Medium.into(),
+        workforce_declared: Some(120),
+        ..Default::default()
+    }
+}
+
+pub async fn create(app: &TestApp, employer: proto::Employer) -> proto::Employer {
+    app.employers()
+        .upsert_employer(proto::UpsertEmployerRequest {
+            employer: Some(employer),
+            ..Default::default()
+        })
+        .await
+        .expect("create employer")
+        .into_inner()
+        .employer
+        .expect("employer in response")
+}
