@@ -15,7 +15,7 @@ use crate::domain::ValidationError;
 use crate::store::StoreError;
 
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
-pub const ERROR_DOMAIN: &str = "sinergi.go.id";
+pub const ERROR_DOMAIN: &str = "sinergi";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -8,7 +8,7 @@
 
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
-use tower_http::classify::{GrpcErrorsAsFailures, SharedClassifier};
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -21,7 +21,29 @@ pub fn layers() -> ServiceBuilder<Layers> {
     ServiceBuilder::new()
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
-        .layer(TraceLayer::new_for_grpc().make_span_with(call_span as MakeSpan))
+        .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
+}
+
+/// Statuses that say the server failed. The ones that answer a caller's own mistake or a
+/// normal outcome (bad input, not found, a lost etag race) are not errors of this service and
+/// would drown real faults in the error log.
+fn server_faults() -> SharedClassifier<GrpcErrorsAsFailures> {
+    let caller_outcomes = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unauthenticated,
+    ];
+    let classifier = caller_outcomes.into_iter().fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    );
+    SharedClassifier::new(classifier)
 }
 
 fn call_span(request: &GrpcRequest) -> Span {

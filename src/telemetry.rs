@@ -1,5 +1,7 @@
 //! Logging through `tracing`: human-readable text by default, JSON lines for log collectors.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogConfig, LogFormat};
@@ -12,7 +14,10 @@ pub fn init(config: &LogConfig) {
     let registry = tracing_subscriber::registry().with(filter);
     // A subscriber may already be installed (by an embedding program); keep it then.
     let _ = match config.format {
-        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+        // Colour codes only help a person at a terminal; in files and collectors they are noise.
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .try_init(),
         LogFormat::Json => registry.with(fmt::layer().json()).try_init(),
     };
 }

@@ -39,3 +39,58 @@ impl PostgresStore {
 }
 
 sql_store_common!(PostgresStore, Postgres);
+
+/// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not
+/// touch real data: created under a unique name, dropped (with its connections) by [`drop`].
+///
+/// [`drop`]: ScratchDatabase::drop
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `<prefix>_<random>` on the server `admin_url` connects to.
+    pub async fn create(admin_url: &str, prefix: &str) -> Result<Self, StoreError> {
+        use sqlx::Connection;
+
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        let server = admin_url
+            .split_once('?')
+            .map_or(admin_url, |(url, _)| url)
+            .rsplit_once('/')
+            .map_or(admin_url, |(server, _)| server);
+        Ok(Self {
+            url: format!("{server}/{name}"),
+            admin_url: admin_url.to_owned(),
+            name,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Drops the database, ending any connection still open to it.
+    pub async fn drop(self) -> Result<(), StoreError> {
+        use sqlx::Connection;
+
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+}

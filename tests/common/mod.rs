@@ -4,8 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sinergi::{app::App, config::Config, proto};
-use sqlx::{Connection, PgConnection};
+use sinergi::{app::App, config::Config, proto, store::postgres::ScratchDatabase};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
@@ -58,48 +57,37 @@ impl Drop for TestApp {
 }
 
 /// A PostgreSQL database that exists for one test.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
+pub struct TestDatabase(Option<ScratchDatabase>);
 
 impl TestDatabase {
     pub async fn create() -> Self {
         let admin_url = postgres_admin_url();
-        let name = format!("sinergi_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
+        let database = ScratchDatabase::create(&admin_url, "sinergi_test")
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self { name, url }
+            .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {admin_url}: {e:?}"));
+        Self(Some(database))
+    }
+
+    pub fn url(&self) -> &str {
+        self.0.as_ref().map_or("", ScratchDatabase::url)
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        let Some(database) = self.0.take() else {
+            return;
+        };
         // Drop runs outside async code, possibly while the test's runtime is shutting down, so
         // the cleanup gets a runtime of its own on a separate thread.
-        let name = self.name.clone();
-        let admin_url = postgres_admin_url();
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("cleanup runtime");
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
+            if let Err(error) = runtime.block_on(database.drop()) {
+                eprintln!("could not drop a test database: {error:?}");
+            }
         });
         let _ = cleanup.join();
     }
@@ -118,7 +106,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     };
     let mut config = Config {
         data_dir: data_dir.path().to_owned(),
-        database_url: database.as_ref().map(|db| db.url.clone()),
+        database_url: database.as_ref().map(|db| db.url().to_owned()),
         ..Config::default()
     };
     config.database.max_connections = 8;

@@ -1,0 +1,179 @@
+//! The server as operators and tools see it: health, reflection, the command line, shutdown.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{Backend, TestApp, spawn_app};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::{v1, v1alpha};
+
+async fn health_status(channel: Channel, service: &str) -> ServingStatus {
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner();
+    ServingStatus::try_from(response.status).expect("known status")
+}
+
+async fn listed_services_v1(app: &TestApp) -> Vec<String> {
+    use v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection v1")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("answer")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+async fn listed_services_v1alpha(app: &TestApp) -> Vec<String> {
+    use v1alpha::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .expect("reflection v1alpha")
+        .into_inner();
+    match responses
+        .message()
+        .await
+        .expect("answer")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+async fn health_reports_serving(app: TestApp) {
+    assert_eq!(
+        health_status(app.channel.clone(), "").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(
+        health_status(app.channel.clone(), "sinergi.v1.EmployerService").await,
+        ServingStatus::Serving
+    );
+}
+
+async fn reflection_lists_the_services_in_both_versions(app: TestApp) {
+    for services in [
+        listed_services_v1(&app).await,
+        listed_services_v1alpha(&app).await,
+    ] {
+        for expected in [
+            "sinergi.v1.EmployerService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ] {
+            assert!(
+                services.iter().any(|s| s == expected),
+                "{expected} missing from {services:?}"
+            );
+        }
+    }
+}
+
+on_both_backends!(
+    health_reports_serving,
+    reflection_lists_the_services_in_both_versions
+);
+
+#[tokio::test]
+async fn a_stopped_server_finishes_and_refuses_new_calls() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    app.stop().await;
+    let refused = HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect_err("a stopped server answered");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+}
+
+/// Runs the real binary: `migrate` prepares the database, `serve` answers health checks on the
+/// port it reports, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn the_command_line_migrates_serves_and_stops_on_sigterm() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_sinergi");
+
+    let migrate = Command::new(binary)
+        .args(["migrate", "--data-dir"])
+        .arg(data_dir.path())
+        .env("SINERGI_LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(data_dir.path().join("sinergi.db").exists());
+
+    let mut server = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .env("SINERGI_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before it was ready")
+            .unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if entry["fields"]["message"] == "sinergi ready" {
+            break entry["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(health_status(channel, "").await, ServingStatus::Serving);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Waiting off the runtime keeps the client's connection task running, so it can answer the
+    // server's graceful HTTP/2 shutdown.
+    let status = tokio::task::spawn_blocking(move || server.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
