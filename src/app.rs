@@ -8,16 +8,24 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
+use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
 use crate::config::Config;
-use crate::grpc::{FILE_DESCRIPTOR_SET, employer::EmployerApi};
+use crate::grpc::{
+    FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, auth::AuthApi, employer::EmployerApi,
+};
 use crate::middleware;
-use crate::proto::employer_service_server::EmployerServiceServer;
+use crate::proto::{
+    agency_admin_service_server::AgencyAdminServiceServer, auth_service_server::AuthServiceServer,
+    employer_service_server::EmployerServiceServer,
+};
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot open the database")]
     Store(#[from] StoreError),
+    #[error("cannot load Sinergi's signing keys")]
+    Keys(#[from] KeyError),
     #[error("cannot use the listening socket")]
     Listener(#[from] std::io::Error),
     #[error("cannot publish the service descriptors for reflection")]
@@ -31,6 +39,7 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     store: Arc<dyn Store>,
+    authenticator: Arc<Authenticator>,
 }
 
 impl App {
@@ -41,6 +50,14 @@ impl App {
         if config.migrate_on_start {
             store.migrate().await?;
         }
+        let keys = ServiceKeys::load(&config.auth, &config.data_dir)?;
+        let registry = AuthRegistry::load(Arc::clone(&store)).await?;
+        let authenticator = Arc::new(Authenticator::new(
+            config.auth.clone(),
+            keys,
+            registry,
+            Arc::clone(&store),
+        )?);
         let addr = listener.local_addr()?;
         tracing::info!(%addr, backend = store.backend(), "sinergi ready");
         Ok(Self {
@@ -48,7 +65,13 @@ impl App {
             listener,
             addr,
             store,
+            authenticator,
         })
+    }
+
+    /// The token checker, for in-process measurements.
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        Arc::clone(&self.authenticator)
     }
 
     /// The address the server answers on (the real port when the configuration asked for 0).
@@ -66,6 +89,16 @@ impl App {
         health
             .set_serving::<EmployerServiceServer<EmployerApi>>()
             .await;
+        health.set_serving::<AuthServiceServer<AuthApi>>().await;
+        health
+            .set_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
+            .await;
+
+        let registry = Arc::clone(self.authenticator.registry());
+        let follower =
+            tokio::spawn(Arc::clone(&registry).follow(self.config.auth.refresh_interval()));
+        // Stops following when serving ends, however it ends.
+        let _follower = AbortOnDrop(follower);
 
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.
         let reflection_v1 = reflection().build_v1()?;
@@ -73,10 +106,17 @@ impl App {
 
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
-            .layer(middleware::layers())
+            .layer(middleware::layers(Arc::clone(&self.authenticator)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(AuthApi::new(Arc::clone(
+                &self.authenticator,
+            ))))
+            .add_service(AgencyAdminServiceServer::new(AgencyAdminApi::new(
+                Arc::clone(&self.store),
+                registry,
+            )))
             .add_service(EmployerServiceServer::new(EmployerApi::new(self.store)))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -97,6 +137,10 @@ impl App {
         health
             .set_not_serving::<EmployerServiceServer<EmployerApi>>()
             .await;
+        health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
+        health
+            .set_not_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
+            .await;
         let _ = stop_accepting.send(());
         match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
             Ok(result) => result?,
@@ -115,4 +159,12 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -27,7 +27,54 @@ pub struct Config {
     /// How long in-flight calls may take to finish after a shutdown signal, in seconds.
     pub shutdown_grace_secs: u64,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `iss` of the access tokens this deployment signs.
+    pub issuer: String,
+    /// `aud` that client assertions must name and access tokens carry. Distinct per
+    /// deployment, so a token of one deployment is useless on another.
+    pub audience: String,
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Sinergi's Ed25519 signing key as PKCS#8 PEM text (e.g. from a secret in the
+    /// environment). Takes precedence over `signing_key_file`.
+    pub signing_key_pem: Option<String>,
+    /// File holding the signing key. When neither this nor `signing_key_pem` is set, the key
+    /// is `keys/signing-key.pem` in the data directory, generated on first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// Earlier signing keys, kept after a rotation so the tokens they signed stay valid until
+    /// they expire (keep each for at least `access_token_ttl_secs`).
+    pub previous_signing_key_files: Vec<PathBuf>,
+    /// How often each replica checks for changed agencies, keys and grants, in milliseconds.
+    pub refresh_interval_ms: u64,
+    /// Verified access tokens remembered, so repeated calls skip the signature check.
+    pub token_cache_capacity: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "sinergi".into(),
+            audience: "sinergi".into(),
+            access_token_ttl_secs: 600,
+            signing_key_pem: None,
+            signing_key_file: None,
+            previous_signing_key_files: Vec::new(),
+            refresh_interval_ms: 500,
+            token_cache_capacity: 100_000,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_millis(self.refresh_interval_ms.max(10))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +114,7 @@ impl Default for Config {
             migrate_on_start: true,
             shutdown_grace_secs: 30,
             database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }

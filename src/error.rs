@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::store::StoreError;
 
@@ -23,12 +24,41 @@ pub enum ApiError {
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(AuthError),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Store(store) => Self::Store(store),
+            other => Self::Auth(other),
+        }
+    }
 }
 
 impl ApiError {
     /// A single invalid request field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::Invalid(ValidationError::single(field, description))
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(error: StoreError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
+impl From<ValidationError> for Status {
+    fn from(error: ValidationError) -> Self {
+        ApiError::from(error).into()
     }
 }
 
@@ -56,20 +86,47 @@ impl From<ApiError> for Status {
                 details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
                 Status::with_error_details(Code::InvalidArgument, invalid.to_string(), details)
             }
+            ApiError::Auth(AuthError::Unauthenticated(reason)) => {
+                tracing::debug!(reason, "unauthenticated");
+                let mut status = with_info(
+                    Code::Unauthenticated,
+                    "missing or invalid credentials".into(),
+                    "UNAUTHENTICATED",
+                    HashMap::new(),
+                );
+                status.metadata_mut().insert(
+                    "www-authenticate",
+                    tonic::metadata::MetadataValue::from_static("Bearer"),
+                );
+                status
+            }
+            ApiError::Auth(AuthError::PermissionDenied(message)) => with_info(
+                Code::PermissionDenied,
+                message,
+                "PERMISSION_DENIED",
+                HashMap::new(),
+            ),
+            ApiError::Auth(AuthError::Store(error)) => ApiError::Store(error).into(),
             ApiError::Store(StoreError::NotFound(what)) => with_info(
                 Code::NotFound,
                 format!("{what} not found"),
                 "NOT_FOUND",
                 HashMap::from([("resource".into(), what.into())]),
             ),
-            ApiError::Store(StoreError::Duplicate { field, holder }) => {
+            ApiError::Store(StoreError::Duplicate {
+                resource,
+                field,
+                holder,
+            }) => {
                 let mut metadata = HashMap::from([("field".to_owned(), field.to_owned())]);
-                if let Some(holder) = holder {
-                    metadata.insert("employer_id".into(), holder.to_string());
-                }
                 let message = match holder {
-                    Some(holder) => format!("{field} is already registered to employer {holder}"),
-                    None => format!("{field} is already registered to another employer"),
+                    Some(holder) => {
+                        let message =
+                            format!("{field} is already registered to {resource} {holder}");
+                        metadata.insert(format!("{resource}_id"), holder);
+                        message
+                    }
+                    None => format!("this {field} is already registered to a {resource}"),
                 };
                 with_info(
                     Code::AlreadyExists,
@@ -80,7 +137,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(StoreError::EtagMismatch { current }) => with_info(
                 Code::Aborted,
-                "the employer changed since it was read; read it again and retry".into(),
+                "the record changed since it was read; read it again and retry".into(),
                 "ETAG_MISMATCH",
                 HashMap::from([("current_etag".into(), current)]),
             ),
@@ -97,6 +154,18 @@ impl From<ApiError> for Status {
                     details,
                 )
             }
+            ApiError::Store(StoreError::OutsideRegion(region)) => with_info(
+                Code::PermissionDenied,
+                format!("the record lies in region {region}, outside the caller's grant"),
+                "PERMISSION_DENIED",
+                HashMap::new(),
+            ),
+            ApiError::Store(StoreError::AdminExists) => with_info(
+                Code::FailedPrecondition,
+                "an administrator agency already exists".into(),
+                "ADMIN_EXISTS",
+                HashMap::new(),
+            ),
             ApiError::Store(error @ StoreError::Unavailable(_)) => {
                 tracing::warn!(error = %error_chain(&error), "database unavailable");
                 with_info(

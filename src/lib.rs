@@ -2,6 +2,8 @@
 //! (Disnaker, BPJS Kesehatan, BPJS Ketenagakerjaan, Kejaksaan) over one gRPC contract.
 
 pub mod app;
+pub mod auth;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,10 +1,11 @@
 //! The one place where the tower layers around every gRPC service are stacked. Outermost first;
 //! each layer says why it is there.
 //!
-//! Where the next layers go: per-caller limits, then authentication (access token → caller
-//! identity in the request extensions), then the audit layer (which sees the method, the caller
-//! and the outcome) sit between the tracing layer and the services, in that order, so even a
-//! rejected call is traced and audited.
+//! Where the next layers go: per-caller limits belong between tracing and authentication; the
+//! audit layer (which sees the method, the caller and the outcome) between authentication and
+//! the services, so even a rejected call is traced and audited.
+
+use std::sync::Arc;
 
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
@@ -15,13 +16,19 @@ use tracing::Span;
 type GrpcRequest = http::Request<tonic::body::Body>;
 type MakeSpan = fn(&GrpcRequest) -> Span;
 
-pub type Layers = Stack<TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>, Identity>;
+use crate::auth::{Authenticator, layer::AuthLayer};
 
-pub fn layers() -> ServiceBuilder<Layers> {
+pub type Layers =
+    Stack<AuthLayer, Stack<TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>, Identity>>;
+
+pub fn layers(authenticator: Arc<Authenticator>) -> ServiceBuilder<Layers> {
     ServiceBuilder::new()
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
         .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
+        // Authentication: turns the bearer token into the caller's identity before any handler
+        // runs, and answers UNAUTHENTICATED itself, so no handler can forget to check.
+        .layer(AuthLayer::new(authenticator))
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a

@@ -243,11 +243,14 @@ pub struct EmployerFilter {
     pub region: Option<RegionCode>,
     pub size_class: Option<SizeClass>,
     pub kbli: Option<Kbli>,
+    /// The regions the caller may see, when its grants limit it.
+    pub within: Option<Vec<RegionCode>>,
 }
 
 impl EmployerFilter {
-    /// A stable description of the filter, bound into page tokens so a token cannot be replayed
-    /// against a different filter.
+    /// A stable description of the caller's filter, bound into page tokens so a token cannot
+    /// be replayed against a different filter. `within` is left out: it follows the caller's
+    /// grants, which may change between pages without invalidating the position.
     pub fn fingerprint(&self) -> String {
         format!(
             "list|{}|{}|{}",

@@ -1,10 +1,12 @@
 //! Validated domain types and the rules they enforce. Nothing here knows about gRPC or SQL, so the
 //! rules can be read, tested and reused without either.
 
+pub mod agency;
 pub mod employer;
 pub mod identifiers;
 pub mod paging;
 pub mod region;
+pub mod scope;
 pub mod validation;
 
 pub use validation::{FieldViolation, ValidationError, Violations};

@@ -3,7 +3,11 @@
 use prost_types::Timestamp;
 use time::OffsetDateTime;
 
+use crate::auth::jwk::PublicJwk;
+use crate::domain::agency::{Agency, AgencyKey, AgencyKind, Grant};
 use crate::domain::employer::{Employer, EmployerSubmission, SizeClass};
+use crate::domain::region::RegionCode;
+use crate::domain::scope::Programme;
 use crate::error::ApiError;
 use crate::proto;
 
@@ -81,5 +85,135 @@ pub fn employer(employer: Employer) -> proto::Employer {
         workforce_declared: employer.workforce_declared,
         create_time: Some(timestamp(employer.created_at)),
         update_time: Some(timestamp(employer.updated_at)),
+    }
+}
+
+pub fn agency_kind(value: i32) -> Result<AgencyKind, String> {
+    use proto::AgencyKind as P;
+    match P::try_from(value) {
+        Ok(P::Disnaker) => Ok(AgencyKind::Disnaker),
+        Ok(P::DisnakertransProvinsi) => Ok(AgencyKind::DisnakertransProvinsi),
+        Ok(P::BpjsKesehatan) => Ok(AgencyKind::BpjsKesehatan),
+        Ok(P::BpjsKetenagakerjaan) => Ok(AgencyKind::BpjsKetenagakerjaan),
+        Ok(P::Kejaksaan) => Ok(AgencyKind::Kejaksaan),
+        Ok(P::LicensingOffice) => Ok(AgencyKind::LicensingOffice),
+        Ok(P::Forum) => Ok(AgencyKind::Forum),
+        Ok(P::Admin) => Ok(AgencyKind::Admin),
+        Ok(P::Unspecified) => Err("the agency kind is required".into()),
+        Err(_) => Err(format!("{value} is not an agency kind")),
+    }
+}
+
+fn agency_kind_to_proto(kind: AgencyKind) -> proto::AgencyKind {
+    use proto::AgencyKind as P;
+    match kind {
+        AgencyKind::Disnaker => P::Disnaker,
+        AgencyKind::DisnakertransProvinsi => P::DisnakertransProvinsi,
+        AgencyKind::BpjsKesehatan => P::BpjsKesehatan,
+        AgencyKind::BpjsKetenagakerjaan => P::BpjsKetenagakerjaan,
+        AgencyKind::Kejaksaan => P::Kejaksaan,
+        AgencyKind::LicensingOffice => P::LicensingOffice,
+        AgencyKind::Forum => P::Forum,
+        AgencyKind::Admin => P::Admin,
+    }
+}
+
+pub fn programme(value: i32) -> Result<Programme, String> {
+    use proto::Programme as P;
+    match P::try_from(value) {
+        Ok(P::Jkn) => Ok(Programme::Jkn),
+        Ok(P::Jkk) => Ok(Programme::Jkk),
+        Ok(P::Jkm) => Ok(Programme::Jkm),
+        Ok(P::Jht) => Ok(Programme::Jht),
+        Ok(P::Jp) => Ok(Programme::Jp),
+        Ok(P::Jkp) => Ok(Programme::Jkp),
+        Ok(P::Unspecified) | Err(_) => Err(format!("{value} is not a programme")),
+    }
+}
+
+fn programme_to_proto(programme: Programme) -> proto::Programme {
+    use proto::Programme as P;
+    match programme {
+        Programme::Jkn => P::Jkn,
+        Programme::Jkk => P::Jkk,
+        Programme::Jkm => P::Jkm,
+        Programme::Jht => P::Jht,
+        Programme::Jp => P::Jp,
+        Programme::Jkp => P::Jkp,
+    }
+}
+
+/// A timestamp that must lie in the future (an expiry).
+pub fn future_time(at: &Timestamp) -> Result<OffsetDateTime, String> {
+    let nanos = i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos);
+    let time = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|_| "the time is out of range".to_owned())?;
+    if time <= OffsetDateTime::now_utc() {
+        return Err("the time must be in the future".into());
+    }
+    Ok(time)
+}
+
+fn region(code: &RegionCode) -> proto::RegionCode {
+    proto::RegionCode {
+        code: code.as_str().to_owned(),
+    }
+}
+
+pub fn agency(agency: Agency) -> proto::Agency {
+    proto::Agency {
+        id: agency.id.as_str().to_owned(),
+        kind: agency_kind_to_proto(agency.kind).into(),
+        display_name: agency.display_name,
+        home_region: agency.home_region.as_ref().map(region),
+        disabled: agency.disabled_at.is_some(),
+        create_time: Some(timestamp(agency.created_at)),
+        disable_time: agency.disabled_at.map(timestamp),
+    }
+}
+
+pub fn public_key(jwk: &PublicJwk) -> proto::PublicKey {
+    proto::PublicKey {
+        kty: jwk.key_type().into(),
+        crv: jwk.curve().into(),
+        x: jwk.x.clone(),
+        y: jwk.y.clone().unwrap_or_default(),
+        kid: jwk.thumbprint(),
+        alg: jwk.algorithm.as_str().into(),
+    }
+}
+
+pub fn agency_key(key: AgencyKey) -> proto::AgencyKey {
+    proto::AgencyKey {
+        public_key: PublicJwk::parse(&key.public_jwk)
+            .ok()
+            .as_ref()
+            .map(public_key),
+        kid: key.kid,
+        agency_id: key.agency_id.as_str().to_owned(),
+        create_time: Some(timestamp(key.created_at)),
+        revoke_time: key.revoked_at.map(timestamp),
+    }
+}
+
+pub fn grant(grant: Grant) -> proto::Grant {
+    proto::Grant {
+        id: grant.id.to_string(),
+        agency_id: grant.agency_id.as_str().to_owned(),
+        scope: grant.scope.as_str().to_owned(),
+        regions: grant.regions.iter().map(region).collect(),
+        programmes: grant
+            .programmes
+            .iter()
+            .map(|p| programme_to_proto(*p).into())
+            .collect(),
+        expire_time: grant.expires_at.map(timestamp),
+        create_time: Some(timestamp(grant.created_at)),
+        granted_by: grant.granted_by.as_str().to_owned(),
+        revoke_time: grant.revoked_at.map(timestamp),
+        revoked_by: grant
+            .revoked_by
+            .map(|by| by.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }

@@ -7,21 +7,20 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, split_page};
+use super::{convert, principal, split_page};
+use crate::auth::AuthError;
+use crate::domain::agency::AgencyId;
 use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
 use crate::domain::identifiers::{Kbli, Nib, Npwp};
 use crate::domain::paging::{decode_token, page_size};
 use crate::domain::region::RegionCode;
+use crate::domain::scope::{OutsideGrant, RegionScope, Scope};
 use crate::domain::{ValidationError, Violations};
 use crate::error::ApiError;
 use crate::proto::{self, employer_service_server::EmployerService};
 use crate::store::{IdempotencyKey, NameCursor, Store, UpsertEmployer};
 
 pub const REQUEST_ID_MAX_CHARS: usize = 64;
-
-/// Until callers are authenticated every request is attributed to the same caller, so
-/// request ids share one namespace.
-const UNAUTHENTICATED_CALLER: &str = "anonymous";
 
 pub struct EmployerApi {
     store: Arc<dyn Store>,
@@ -33,8 +32,10 @@ impl EmployerApi {
     }
 }
 
-/// The idempotency key of a write, if the caller sent a `request_id`.
+/// The idempotency key of a write, if the caller sent a `request_id`. Keys are per agency, so
+/// agencies cannot collide with (or read) each other's results.
 fn idempotency_key(
+    caller: &AgencyId,
     request_id: &str,
     method: &'static str,
     request: &impl Message,
@@ -54,11 +55,25 @@ fn idempotency_key(
         ));
     }
     Ok(Some(IdempotencyKey {
-        caller: UNAUTHENTICATED_CALLER.to_owned(),
+        caller: caller.as_str().to_owned(),
         request_id: request_id.to_owned(),
         method,
         request_digest: Sha256::digest(request.encode_to_vec()).to_vec(),
     }))
+}
+
+/// The regions a listing is limited to by the caller's grant, given the region it asked for.
+fn within_grant(
+    readable: &RegionScope,
+    requested: Option<&RegionCode>,
+) -> Result<Option<Vec<RegionCode>>, ApiError> {
+    readable.narrow(requested).map_err(|OutsideGrant| {
+        let region = requested.map_or_else(String::new, |r| r.as_str().to_owned());
+        ApiError::from(AuthError::PermissionDenied(format!(
+            "the caller's `{}` grant does not cover region {region}",
+            Scope::EmployersRead
+        )))
+    })
 }
 
 fn page_size_of(requested: i32) -> Result<u32, ApiError> {
@@ -79,14 +94,28 @@ impl EmployerService for EmployerApi {
         &self,
         request: Request<proto::UpsertEmployerRequest>,
     ) -> Result<Response<proto::UpsertEmployerResponse>, Status> {
+        let principal = principal(&request)?;
+        let writable = principal.require(Scope::EmployersWrite)?;
         let request = request.into_inner();
-        let idempotency = idempotency_key(&request.request_id, "UpsertEmployer", &request)?;
+        let idempotency = idempotency_key(
+            principal.agency_id(),
+            &request.request_id,
+            "UpsertEmployer",
+            &request,
+        )?;
         let employer = request
             .employer
             .ok_or_else(|| ApiError::invalid("employer", "the employer to write is required"))?;
         let draft = convert::employer_submission(employer, "employer")?
             .validate("employer")
             .map_err(ApiError::from)?;
+        if !writable.allows(&draft.fields.region) {
+            return Err(ApiError::from(AuthError::outside_region(
+                Scope::EmployersWrite,
+                &draft.fields.region,
+            ))
+            .into());
+        }
         let expected_etag = Some(request.etag.trim().to_owned()).filter(|etag| !etag.is_empty());
         let outcome = self
             .store
@@ -94,6 +123,7 @@ impl EmployerService for EmployerApi {
                 draft,
                 expected_etag,
                 idempotency,
+                writable,
             })
             .await
             .map_err(ApiError::from)?;
@@ -109,6 +139,7 @@ impl EmployerService for EmployerApi {
     ) -> Result<Response<proto::GetEmployerResponse>, Status> {
         use proto::get_employer_request::Key;
 
+        let readable = principal(&request)?.require(Scope::EmployersRead)?;
         let key = match request.into_inner().key {
             Some(Key::Id(id)) => {
                 EmployerKey::parse_id(&id).map_err(|e| ApiError::invalid("id", e))?
@@ -131,6 +162,13 @@ impl EmployerService for EmployerApi {
             .ok_or(ApiError::Store(crate::store::StoreError::NotFound(
                 "employer",
             )))?;
+        if !RegionCode::parse(&employer.region_code).is_ok_and(|region| readable.allows(&region)) {
+            return Err(AuthError::PermissionDenied(format!(
+                "the caller's `{}` grant does not cover this employer's region",
+                Scope::EmployersRead
+            ))
+            .into());
+        }
         Ok(Response::new(proto::GetEmployerResponse {
             employer: Some(convert::employer(employer)),
         }))
@@ -140,6 +178,7 @@ impl EmployerService for EmployerApi {
         &self,
         request: Request<proto::ListEmployersRequest>,
     ) -> Result<Response<proto::ListEmployersResponse>, Status> {
+        let readable = principal(&request)?.require(Scope::EmployersRead)?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let region = request
@@ -152,10 +191,12 @@ impl EmployerService for EmployerApi {
             .and_then(|kbli| violations.check("kbli", Kbli::parse(&kbli)));
         let size = violations.check("page_size", page_size(request.page_size));
         violations.finish().map_err(ApiError::from)?;
+        let within = within_grant(&readable, region.as_ref())?;
         let filter = EmployerFilter {
             region,
             size_class: convert::size_class(request.size_class, "size_class")?,
             kbli,
+            within,
         };
         let page_size = size.unwrap_or_default();
         let fingerprint = filter.fingerprint();
@@ -178,6 +219,8 @@ impl EmployerService for EmployerApi {
         &self,
         request: Request<proto::SearchEmployersRequest>,
     ) -> Result<Response<proto::SearchEmployersResponse>, Status> {
+        let readable = principal(&request)?.require(Scope::EmployersRead)?;
+        let within = within_grant(&readable, None)?;
         let request = request.into_inner();
         let query = NameQuery::parse(&request.query)
             .map_err(|description| ApiError::from(ValidationError::single("query", description)))?;
@@ -187,7 +230,7 @@ impl EmployerService for EmployerApi {
 
         let employers = self
             .store
-            .search_employers(&query, after.as_ref(), page_size + 1)
+            .search_employers(&query, within.as_deref(), after.as_ref(), page_size + 1)
             .await
             .map_err(ApiError::from)?;
         let (employers, next_page_token) =

@@ -2,8 +2,24 @@
 //! converts the request, calls the store, converts the answer and lets `crate::error` produce
 //! the status.
 
+pub mod agency_admin;
+pub mod auth;
 pub mod convert;
 pub mod employer;
+
+use crate::auth::{AuthError, principal::Principal};
+use crate::error::ApiError;
+
+/// The caller the authentication layer attached to the request.
+pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or(ApiError::Auth(AuthError::Unauthenticated(
+            "no credentials on the call",
+        )))
+}
 
 /// The encoded descriptors of `proto/sinergi/v1`, served through reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -36,15 +36,23 @@ macro_rules! sql_store_common {
 
                 let draft = &command.draft;
                 let id = draft.id.unwrap_or_else(uuid::Uuid::now_v7);
-                let existing: Option<(i64, time::OffsetDateTime)> =
-                    sqlx::query_as("SELECT revision, created_at FROM employers WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let existing: Option<(i64, time::OffsetDateTime, String)> = sqlx::query_as(
+                    "SELECT revision, created_at, region_code FROM employers WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((_, _, region)) = &existing {
+                    let allowed = $crate::domain::region::RegionCode::parse(region)
+                        .is_ok_and(|region| command.writable.allows(&region));
+                    if !allowed {
+                        return Err(StoreError::OutsideRegion(region.clone()));
+                    }
+                }
                 if let Some(expected) = &command.expected_etag {
                     match &existing {
                         None => return Err(StoreError::NotFound("employer")),
-                        Some((revision, _)) if etag_of(*revision) != *expected => {
+                        Some((revision, _, _)) if etag_of(*revision) != *expected => {
                             return Err(StoreError::EtagMismatch {
                                 current: etag_of(*revision),
                             });
@@ -74,8 +82,9 @@ macro_rules! sql_store_common {
                         && let Some(other) = holder(sql, value).fetch_optional(&mut *tx).await?
                     {
                         return Err(StoreError::Duplicate {
+                            resource: "employer",
                             field,
-                            holder: Some(other),
+                            holder: Some(other.to_string()),
                         });
                     }
                 }
@@ -88,15 +97,16 @@ macro_rules! sql_store_common {
                     .await?
                     {
                         return Err(StoreError::Duplicate {
+                            resource: "employer",
                             field: "bpjs_tk_npp",
-                            holder: Some(other),
+                            holder: Some(other.to_string()),
                         });
                     }
                 }
 
                 let now = now_micros();
                 let (revision, created_at) = match existing {
-                    Some((revision, created_at)) => (revision + 1, created_at),
+                    Some((revision, created_at, _)) => (revision + 1, created_at),
                     None => (1, now),
                 };
                 let npp_text = fields
@@ -219,18 +229,24 @@ macro_rules! sql_store_common {
                 sqlx::query("SELECT 1").execute(self.reader()).await?;
                 Ok(())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::EmployerStore for $store {
             async fn upsert_employer(
                 &self,
                 command: &$crate::store::UpsertEmployer,
             ) -> Result<$crate::store::UpsertOutcome, $crate::store::StoreError> {
                 match self.try_upsert_employer(command).await {
-                    // A concurrent retry with the same request_id committed first; running again
-                    // finds its record and answers with it.
-                    Err($crate::store::StoreError::Duplicate {
-                        field: "request_id",
-                        ..
-                    }) => self.try_upsert_employer(command).await,
+                    // A concurrent request with the same request_id may have committed while
+                    // this one ran, so its write now looks like a duplicate: running again
+                    // finds its record and answers with it (or fails the same way if it was a
+                    // genuine duplicate).
+                    Err($crate::store::StoreError::Duplicate { .. })
+                        if command.idempotency.is_some() =>
+                    {
+                        self.try_upsert_employer(command).await
+                    }
                     outcome => outcome,
                 }
             }
@@ -284,6 +300,9 @@ macro_rules! sql_store_common {
                 if let Some(kbli) = &filter.kbli {
                     query.push(" AND kbli = ").push_bind(kbli.as_str().to_owned());
                 }
+                if let Some(within) = &filter.within {
+                    $crate::store::push_within(&mut query, within);
+                }
                 if let Some(after) = after {
                     query.push(" AND id > ").push_bind(after);
                 }
@@ -300,6 +319,7 @@ macro_rules! sql_store_common {
             async fn search_employers(
                 &self,
                 query_text: &$crate::domain::employer::NameQuery,
+                within: Option<&[$crate::domain::region::RegionCode]>,
                 after: Option<&$crate::store::NameCursor>,
                 limit: u32,
             ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
@@ -311,6 +331,9 @@ macro_rules! sql_store_common {
                 query
                     .push_bind(like_contains(query_text.folded()))
                     .push(" ESCAPE '\\'");
+                if let Some(within) = within {
+                    $crate::store::push_within(&mut query, within);
+                }
                 if let Some(after) = after {
                     query
                         .push(" AND (name_folded > ")

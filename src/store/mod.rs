@@ -13,12 +13,19 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::agency::{
+    Agency, AgencyId, AgencyKey, AgencyKind, Grant, KeyAlgorithm, NewAgency, NewGrant,
+};
 use crate::domain::employer::{
     Employer, EmployerDraft, EmployerFilter, EmployerKey, NameQuery, SizeClass,
 };
+use crate::domain::region::{RegionCode, RegionLevel};
+use crate::domain::scope::RegionScope;
 
 #[macro_use]
 mod common;
+#[macro_use]
+mod agencies;
 pub mod postgres;
 pub mod sqlite;
 
@@ -27,10 +34,12 @@ pub mod sqlite;
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{field} is already held by another employer")]
+    /// A unique value is taken: `field` of `resource`, held by `holder` where known.
+    #[error("{field} is already held by another {resource}")]
     Duplicate {
+        resource: &'static str,
         field: &'static str,
-        holder: Option<Uuid>,
+        holder: Option<String>,
     },
     #[error("the record changed since it was read (now at etag {current})")]
     EtagMismatch { current: String },
@@ -42,6 +51,10 @@ pub enum StoreError {
     Internal(#[source] sqlx::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    #[error("an administrator agency already exists")]
+    AdminExists,
+    #[error("the record lies in region {0}, outside the caller's grant")]
+    OutsideRegion(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -51,19 +64,28 @@ impl From<sqlx::Error> for StoreError {
                 Self::Unavailable(error)
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // SQLite names the table and columns in its message, PostgreSQL names the
+                // constraint; both contain the table name and, for employers, the column.
                 let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
-                let field = if text.contains("idempotency_keys") {
-                    "request_id"
+                let (resource, field) = if text.contains("idempotency_keys") {
+                    ("request", "request_id")
+                } else if text.contains("assertion_jtis") {
+                    ("assertion", "jti")
+                } else if text.contains("agency_keys") {
+                    ("key", "kid")
+                } else if text.contains("agencies") {
+                    ("agency", "id")
                 } else if text.contains("npp") {
-                    "bpjs_tk_npp"
+                    ("employer", "bpjs_tk_npp")
                 } else if text.contains("nib") {
-                    "nib"
+                    ("employer", "nib")
                 } else if text.contains("npwp") {
-                    "npwp"
+                    ("employer", "npwp")
                 } else {
                     return Self::Internal(error);
                 };
                 Self::Duplicate {
+                    resource,
                     field,
                     holder: None,
                 }
@@ -89,6 +111,9 @@ pub struct UpsertEmployer {
     pub draft: EmployerDraft,
     pub expected_etag: Option<String>,
     pub idempotency: Option<IdempotencyKey>,
+    /// Where the caller may write: an update of an employer outside it is refused, checked in
+    /// the same transaction as the write.
+    pub writable: RegionScope,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,8 +129,9 @@ pub struct NameCursor {
     pub id: Uuid,
 }
 
+/// Everything the service persists, one implementation per backend.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EmployerStore + AgencyStore + Send + Sync + 'static {
     /// Which backend this is, for logs and the bench.
     fn backend(&self) -> &'static str;
 
@@ -114,7 +140,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
+/// The employer registry.
+#[async_trait]
+pub trait EmployerStore: Send + Sync {
     async fn upsert_employer(&self, command: &UpsertEmployer) -> Result<UpsertOutcome, StoreError>;
 
     async fn find_employer(&self, key: &EmployerKey) -> Result<Option<Employer>, StoreError>;
@@ -127,13 +157,100 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Employer>, StoreError>;
 
-    /// Up to `limit` employers whose folded name contains the query, in name order, after `after`.
+    /// Up to `limit` employers whose folded name contains the query, in name order, after
+    /// `after`, limited to `within` when given.
     async fn search_employers(
         &self,
         query: &NameQuery,
+        within: Option<&[RegionCode]>,
         after: Option<&NameCursor>,
         limit: u32,
     ) -> Result<Vec<Employer>, StoreError>;
+}
+
+/// A key to register.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub agency_id: AgencyId,
+    pub kid: String,
+    pub algorithm: KeyAlgorithm,
+    pub public_jwk: String,
+}
+
+/// Everything token checks need, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct AuthState {
+    /// Changes whenever any agency, key or grant changes.
+    pub version: i64,
+    pub agencies: Vec<Agency>,
+    pub keys: Vec<AgencyKey>,
+    /// Grants not withdrawn (expiry is checked per call).
+    pub grants: Vec<Grant>,
+}
+
+/// Agencies, keys and grants. `actor` is the agency on whose authority a change is made.
+#[async_trait]
+pub trait AgencyStore: Send + Sync {
+    async fn create_agency(
+        &self,
+        agency: &NewAgency,
+        actor: &AgencyId,
+    ) -> Result<Agency, StoreError>;
+
+    /// Creates the first administrator agency with its key and the `admin` grant, refusing with
+    /// [`StoreError::AdminExists`] once any administrator exists.
+    async fn bootstrap_admin(&self, agency: &NewAgency, key: &NewKey)
+    -> Result<Agency, StoreError>;
+
+    async fn get_agency(&self, id: &AgencyId) -> Result<Option<Agency>, StoreError>;
+
+    /// Up to `limit` agencies in id order after `after`, optionally of one kind.
+    async fn list_agencies(
+        &self,
+        kind: Option<AgencyKind>,
+        after: Option<&AgencyId>,
+        limit: u32,
+    ) -> Result<Vec<Agency>, StoreError>;
+
+    async fn disable_agency(&self, id: &AgencyId, actor: &AgencyId) -> Result<Agency, StoreError>;
+
+    async fn register_key(&self, key: &NewKey, actor: &AgencyId) -> Result<AgencyKey, StoreError>;
+
+    async fn revoke_key(
+        &self,
+        agency: &AgencyId,
+        kid: &str,
+        actor: &AgencyId,
+    ) -> Result<AgencyKey, StoreError>;
+
+    async fn list_keys(&self, agency: &AgencyId) -> Result<Vec<AgencyKey>, StoreError>;
+
+    async fn grant_scope(&self, grant: &NewGrant, actor: &AgencyId) -> Result<Grant, StoreError>;
+
+    async fn revoke_grant(&self, id: Uuid, actor: &AgencyId) -> Result<Grant, StoreError>;
+
+    /// Up to `limit` grants in id (creation) order after `after`.
+    async fn list_grants(
+        &self,
+        agency: Option<&AgencyId>,
+        include_inactive: bool,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError>;
+
+    /// The counter every agency, key or grant change increments.
+    async fn auth_version(&self) -> Result<i64, StoreError>;
+
+    async fn load_auth_state(&self) -> Result<AuthState, StoreError>;
+
+    /// Remembers a client assertion id until it expires; a second use is
+    /// [`StoreError::Duplicate`]. Forgets expired ones on the way.
+    async fn record_assertion(
+        &self,
+        agency: &AgencyId,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the database the configuration names: PostgreSQL for a `postgres://` URL, otherwise
@@ -225,6 +342,25 @@ fn now_micros() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
+}
+
+/// Appends ` AND (…)` limiting rows to `regions` (provinces by their code, regencies and
+/// cities exactly).
+fn push_within<'args, DB: sqlx::Database>(
+    query: &mut sqlx::QueryBuilder<'args, DB>,
+    regions: &[RegionCode],
+) where
+    &'static str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    query.push(" AND (1 = 0");
+    for region in regions {
+        match region.level() {
+            RegionLevel::Province => query.push(" OR province_code = "),
+            RegionLevel::RegencyOrCity => query.push(" OR region_code = "),
+        };
+        query.push_bind(region.as_str());
+    }
+    query.push(")");
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE … ESCAPE '\'` pattern.

@@ -39,6 +39,7 @@ impl PostgresStore {
 }
 
 sql_store_common!(PostgresStore, Postgres);
+sql_store_agencies!(PostgresStore, Postgres);
 
 /// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not
 /// touch real data: created under a unique name, dropped (with its connections) by [`drop`].

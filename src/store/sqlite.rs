@@ -69,3 +69,4 @@ impl SqliteStore {
 }
 
 sql_store_common!(SqliteStore, Sqlite);
+sql_store_agencies!(SqliteStore, Sqlite);

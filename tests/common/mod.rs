@@ -4,11 +4,34 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sinergi::{app::App, config::Config, proto, store::postgres::ScratchDatabase};
+use sinergi::{
+    app::App,
+    auth::{bootstrap_admin, keys::SigningKey},
+    client::{BearerToken, issue_token},
+    config::Config,
+    domain::agency::KeyAlgorithm,
+    proto,
+    store::{self, postgres::ScratchDatabase},
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
-pub use proto::employer_service_client::EmployerServiceClient;
+pub use proto::{
+    agency_admin_service_client::AgencyAdminServiceClient, auth_service_client::AuthServiceClient,
+    employer_service_client::EmployerServiceClient,
+};
+
+/// A channel that sends an access token with every call.
+pub type Authed = InterceptedService<Channel, BearerToken>;
+
+/// An agency created for a test, with its private key and a token for all its grants.
+#[derive(Clone)]
+pub struct TestAgency {
+    pub id: String,
+    pub key: SigningKey,
+    pub kid: String,
+    pub token: String,
+}
 
 /// The PostgreSQL server tests create their databases on; `SINERGI_TEST_POSTGRES_URL` overrides.
 pub fn postgres_admin_url() -> String {
@@ -25,6 +48,10 @@ pub enum Backend {
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub channel: Channel,
+    /// The bootstrapped administrator.
+    pub admin: TestAgency,
+    /// An agency allowed to read and write the whole employer registry.
+    pub registry: TestAgency,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     // Held for their Drop: the SQLite directory or the PostgreSQL database.
@@ -33,8 +60,100 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn employers(&self) -> EmployerServiceClient<Channel> {
-        EmployerServiceClient::new(self.channel.clone())
+    pub fn authed(&self, token: &str) -> Authed {
+        InterceptedService::new(
+            self.channel.clone(),
+            BearerToken::new(token).expect("ASCII token"),
+        )
+    }
+
+    /// The registry as the all-regions registry agency sees it.
+    pub fn employers(&self) -> EmployerServiceClient<Authed> {
+        self.employers_as(&self.registry.token)
+    }
+
+    pub fn employers_as(&self, token: &str) -> EmployerServiceClient<Authed> {
+        EmployerServiceClient::new(self.authed(token))
+    }
+
+    pub fn admin_client(&self) -> AgencyAdminServiceClient<Authed> {
+        AgencyAdminServiceClient::new(self.authed(&self.admin.token))
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel.clone())
+    }
+
+    /// A fresh access token for `agency`, for `scope` or all of its grants.
+    pub async fn token(
+        &self,
+        agency: &TestAgency,
+        scope: Option<&str>,
+    ) -> Result<String, sinergi::client::ClientError> {
+        issue_token(
+            self.channel.clone(),
+            &agency.id,
+            &agency.key,
+            "sinergi",
+            scope,
+            None,
+        )
+        .await
+        .map(|issued| issued.access_token)
+    }
+
+    /// Creates an agency of `kind` with an Ed25519 key and the given grants (scope, regions),
+    /// and obtains a token for it.
+    pub async fn agency(&self, kind: proto::AgencyKind, grants: &[(&str, &[&str])]) -> TestAgency {
+        let id = format!("agency-{}", unique_number());
+        let mut admin = self.admin_client();
+        admin
+            .create_agency(proto::CreateAgencyRequest {
+                agency: Some(proto::Agency {
+                    id: id.clone(),
+                    kind: kind.into(),
+                    display_name: format!("Test agency {id}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create agency");
+        let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa).expect("key");
+        let kid = admin
+            .register_key(proto::RegisterKeyRequest {
+                agency_id: id.clone(),
+                public_jwk: key.public().canonical_json(),
+            })
+            .await
+            .expect("register key")
+            .into_inner()
+            .key
+            .expect("key")
+            .kid;
+        for (scope, regions) in grants {
+            admin
+                .grant_scope(proto::GrantScopeRequest {
+                    agency_id: id.clone(),
+                    scope: (*scope).into(),
+                    regions: regions
+                        .iter()
+                        .map(|code| proto::RegionCode {
+                            code: (*code).into(),
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .await
+                .expect("grant scope");
+        }
+        let mut agency = TestAgency {
+            id,
+            key,
+            kid,
+            token: String::new(),
+        };
+        agency.token = self.token(&agency, None).await.expect("token");
+        agency
     }
 
     /// Stops the server the way a signal would and waits until it has finished.
@@ -112,6 +231,22 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     config.database.max_connections = 8;
     adjust(&mut config);
 
+    // The first administrator, as `sinergi admin bootstrap` creates it on a new deployment.
+    let (admin_key, _) = SigningKey::generate(KeyAlgorithm::EdDsa).expect("admin key");
+    let admin_id = "sinergi-admin";
+    {
+        let store = store::connect(&config).await.expect("open store");
+        store.migrate().await.expect("migrate");
+        bootstrap_admin(
+            store.as_ref(),
+            admin_id,
+            "Sinergi administrators",
+            &admin_key.public().canonical_json(),
+        )
+        .await
+        .expect("bootstrap admin");
+    }
+
     // Bound before the server is built, so clients can connect as soon as this returns.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app = App::build(config, listener).await.expect("build app");
@@ -129,14 +264,33 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .connect()
         .await
         .expect("connect");
-    TestApp {
+    let admin_token = issue_token(channel.clone(), admin_id, &admin_key, "sinergi", None, None)
+        .await
+        .expect("admin token")
+        .access_token;
+    let admin = TestAgency {
+        id: admin_id.into(),
+        kid: admin_key.kid(),
+        key: admin_key,
+        token: admin_token,
+    };
+    let mut app = TestApp {
         addr,
         channel,
+        registry: admin.clone(),
+        admin,
         shutdown: Some(shutdown),
         server: Some(server),
         _data_dir: data_dir,
         _database: database,
-    }
+    };
+    app.registry = app
+        .agency(
+            proto::AgencyKind::Disnaker,
+            &[("employers.read", &[]), ("employers.write", &[])],
+        )
+        .await;
+    app
 }
 
 /// Runs each named `async fn(TestApp)` as two tests: one on SQLite, one on PostgreSQL.

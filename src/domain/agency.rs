@@ -1,0 +1,219 @@
+//! Agencies, their keys and their grants: who may call, and what each may do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::region::RegionCode;
+
+pub const AGENCY_ID_MIN_CHARS: usize = 3;
+pub const AGENCY_ID_MAX_CHARS: usize = 63;
+pub const DISPLAY_NAME_MAX_CHARS: usize = 200;
+
+/// An agency's stable id, e.g. `bpjs-kes-pekalongan`: lower-case letters, digits and hyphens,
+/// starting with a letter. The narrow alphabet keeps ids safe in logs, URLs and JWT claims.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AgencyId(String);
+
+impl AgencyId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let valid_chars = text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if (AGENCY_ID_MIN_CHARS..=AGENCY_ID_MAX_CHARS).contains(&text.len())
+            && valid_chars
+            && text.starts_with(|c: char| c.is_ascii_lowercase())
+            && !text.ends_with('-')
+        {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "an agency id is {AGENCY_ID_MIN_CHARS} to {AGENCY_ID_MAX_CHARS} lower-case \
+                 letters, digits and hyphens starting with a letter, e.g. `bpjs-kes-pekalongan`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgencyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AgencyKind {
+    Disnaker,
+    DisnakertransProvinsi,
+    BpjsKesehatan,
+    BpjsKetenagakerjaan,
+    Kejaksaan,
+    LicensingOffice,
+    Forum,
+    Admin,
+}
+
+impl AgencyKind {
+    pub const ALL: [AgencyKind; 8] = [
+        Self::Disnaker,
+        Self::DisnakertransProvinsi,
+        Self::BpjsKesehatan,
+        Self::BpjsKetenagakerjaan,
+        Self::Kejaksaan,
+        Self::LicensingOffice,
+        Self::Forum,
+        Self::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disnaker => "disnaker",
+            Self::DisnakertransProvinsi => "disnakertrans_provinsi",
+            Self::BpjsKesehatan => "bpjs_kesehatan",
+            Self::BpjsKetenagakerjaan => "bpjs_ketenagakerjaan",
+            Self::Kejaksaan => "kejaksaan",
+            Self::LicensingOffice => "licensing_office",
+            Self::Forum => "forum",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A registered agency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agency {
+    pub id: AgencyId,
+    pub kind: AgencyKind,
+    pub display_name: String,
+    pub home_region: Option<RegionCode>,
+    pub created_at: OffsetDateTime,
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// A new agency, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAgency {
+    pub id: AgencyId,
+    pub kind: AgencyKind,
+    pub display_name: String,
+    pub home_region: Option<RegionCode>,
+}
+
+pub fn display_name(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > DISPLAY_NAME_MAX_CHARS || text.chars().any(char::is_control) {
+        Err(format!(
+            "a display name is 1 to {DISPLAY_NAME_MAX_CHARS} characters on one line"
+        ))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// Signature algorithms agencies may sign client assertions with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// Ed25519 (RFC 8037).
+    EdDsa,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+}
+
+impl KeyAlgorithm {
+    /// The JOSE `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "EdDSA" => Some(Self::EdDsa),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+}
+
+/// A registered public key of an agency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyKey {
+    pub agency_id: AgencyId,
+    pub kid: String,
+    pub algorithm: KeyAlgorithm,
+    /// The public JWK as canonical JSON (only the members that define the key).
+    pub public_jwk: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A stored grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: Uuid,
+    pub agency_id: AgencyId,
+    pub scope: super::scope::Scope,
+    pub regions: Vec<RegionCode>,
+    pub programmes: Vec<super::scope::Programme>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub granted_by: AgencyId,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<AgencyId>,
+}
+
+impl Grant {
+    /// Whether the grant is in force at `now`.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+/// A new grant, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGrant {
+    pub agency_id: AgencyId,
+    pub scope: super::scope::Scope,
+    pub regions: Vec<RegionCode>,
+    pub programmes: Vec<super::scope::Programme>,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agency_ids_are_narrow_slugs() {
+        for good in ["bpjs-kes-pekalongan", "kejari-batang", "adm", "a1-b2"] {
+            assert!(AgencyId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "ab", "Bpjs", "1abc", "abc-", "a_b_c", "../etc", "a'; drop", "ab c",
+        ] {
+            assert!(AgencyId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(AgencyId::parse(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in AgencyKind::ALL {
+            assert_eq!(AgencyKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}
