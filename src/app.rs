@@ -106,6 +106,7 @@ impl App {
 
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
+            .http2_max_header_list_size(self.config.limits.max_header_list_bytes)
             .layer(middleware::layers(Arc::clone(&self.authenticator)))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -25,14 +25,24 @@ pub enum ClientError {
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
-pub struct BearerToken(MetadataValue<Ascii>);
+pub struct BearerToken {
+    token: String,
+    header: MetadataValue<Ascii>,
+}
 
 impl BearerToken {
     pub fn new(token: &str) -> Result<Self, ClientError> {
-        format!("Bearer {token}")
+        let header = format!("Bearer {token}")
             .parse()
-            .map(Self)
-            .map_err(|_| ClientError::Call(Status::invalid_argument("the token is not ASCII")))
+            .map_err(|_| ClientError::Call(Status::invalid_argument("the token is not ASCII")))?;
+        Ok(Self {
+            token: token.to_owned(),
+            header,
+        })
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -40,7 +50,7 @@ impl Interceptor for BearerToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         request
             .metadata_mut()
-            .insert("authorization", self.0.clone());
+            .insert("authorization", self.header.clone());
         Ok(request)
     }
 }
@@ -69,4 +79,51 @@ pub async fn issue_token(
         })
         .await?;
     Ok(response.into_inner())
+}
+
+/// An admin client that sends `token`.
+pub type AdminClient = proto::agency_admin_service_client::AgencyAdminServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, BearerToken>,
+>;
+
+/// Registers an agency, its public key and its grants (scope, region codes) in one go, as an
+/// administrator onboarding an agency does. Returns the key id.
+pub async fn onboard_agency(
+    admin: &mut AdminClient,
+    agency: proto::Agency,
+    key: &SigningKey,
+    grants: &[(&str, &[&str])],
+) -> Result<String, ClientError> {
+    let agency_id = agency.id.clone();
+    admin
+        .create_agency(proto::CreateAgencyRequest {
+            agency: Some(agency),
+        })
+        .await?;
+    let kid = admin
+        .register_key(proto::RegisterKeyRequest {
+            agency_id: agency_id.clone(),
+            public_jwk: key.public().canonical_json(),
+        })
+        .await?
+        .into_inner()
+        .key
+        .map(|key| key.kid)
+        .unwrap_or_default();
+    for (scope, regions) in grants {
+        admin
+            .grant_scope(proto::GrantScopeRequest {
+                agency_id: agency_id.clone(),
+                scope: (*scope).into(),
+                regions: regions
+                    .iter()
+                    .map(|code| proto::RegionCode {
+                        code: (*code).into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(kid)
 }

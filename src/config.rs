@@ -28,7 +28,25 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
+}
+
+/// Bounds on what one caller can make the server hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest HTTP/2 header block (all metadata of a call) accepted, in bytes. Larger ones
+    /// are refused by the HTTP/2 layer before they reach any service.
+    pub max_header_list_bytes: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_header_list_bytes: 64 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +133,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -177,3 +177,52 @@ async fn the_command_line_migrates_serves_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "serve exited with {status}");
 }
+
+/// `keygen` writes a private key and prints its public JWK; `admin bootstrap` creates the first
+/// administrator with it once, and refuses a second time.
+#[test]
+fn keygen_and_bootstrap_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_sinergi");
+    let key = dir.path().join("admin.pem");
+    let keygen = Command::new(binary)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{keygen:?}");
+    let jwk: serde_json::Value = serde_json::from_slice(&keygen.stdout).unwrap();
+    assert_eq!(jwk["kty"], "OKP");
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    let again = Command::new(binary)
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "keygen must not overwrite a key");
+
+    let bootstrap = || {
+        Command::new(binary)
+            .args(["admin", "bootstrap", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--key")
+            .arg(&key)
+            .output()
+            .unwrap()
+    };
+    let first = bootstrap();
+    assert!(first.status.success(), "{first:?}");
+    let created: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(created["kid"], jwk["kid"]);
+    let second = bootstrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("administrator agency already exists")
+    );
+}

@@ -55,9 +55,13 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> Service<http::Request<B>> for Authenticate<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -75,17 +79,22 @@ where
         {
             return Box::pin(self.inner.call(request));
         }
-        let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-        match self.authenticator.authenticate(authorization) {
-            Ok(principal) => {
-                request.extensions_mut().insert(principal);
-                Box::pin(self.inner.call(request))
+        // The clone stays here for the next call; the service that was polled ready serves this one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let authenticator = Arc::clone(&self.authenticator);
+        Box::pin(async move {
+            let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+            match authenticator.authenticate(authorization).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    tracing::info!(%error, method = request.uri().path(), "call refused");
+                    Ok(tonic::Status::from(ApiError::from(error)).into_http())
+                }
             }
-            Err(error) => {
-                tracing::info!(%error, method = path, "call refused");
-                let status = tonic::Status::from(ApiError::from(error));
-                Box::pin(async move { Ok(status.into_http()) })
-            }
-        }
+        })
     }
 }

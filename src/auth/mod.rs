@@ -296,7 +296,14 @@ impl Authenticator {
         let (header, issuer) = inspect_assertion(assertion)?;
         let agency = AgencyId::parse(&issuer)
             .map_err(|_| AuthError::Unauthenticated("assertion issuer is not an agency id"))?;
-        let snapshot = self.registry.snapshot();
+        let mut snapshot = self.registry.snapshot();
+        if snapshot.enabled_agency(agency.as_str()).is_none()
+            || snapshot.valid_key(agency.as_str(), &header.kid).is_none()
+        {
+            // Perhaps registered a moment ago through another replica.
+            self.registry.refresh().await?;
+            snapshot = self.registry.snapshot();
+        }
         snapshot
             .enabled_agency(agency.as_str())
             .ok_or(AuthError::Unauthenticated("unknown or disabled agency"))?;
@@ -410,7 +417,24 @@ impl Authenticator {
     }
 
     /// Checks the `authorization` metadata of a call.
-    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+        let verified = self.verified_token(authorization)?;
+        if let Some(principal) = self.resolve(&verified) {
+            return Ok(principal);
+        }
+        // A genuine token whose agency or key this replica does not know as valid: created a
+        // moment ago through another replica, or disabled or revoked since. Look again before
+        // refusing.
+        self.registry.refresh().await?;
+        self.resolve(&verified)
+            .ok_or(AuthError::Unauthenticated("agency disabled or key revoked"))
+    }
+
+    /// The claims of a genuine, unexpired access token, from the cache when it was seen before.
+    fn verified_token(
+        &self,
+        authorization: Option<&[u8]>,
+    ) -> Result<Arc<VerifiedToken>, AuthError> {
         let value = authorization.ok_or(AuthError::Unauthenticated("no authorization"))?;
         if value.len() > MAX_AUTHORIZATION_BYTES {
             return Err(AuthError::Unauthenticated("authorization too large"));
@@ -423,7 +447,6 @@ impl Authenticator {
             .map_err(|_| AuthError::Unauthenticated("token is not text"))?
             .trim();
 
-        let now = OffsetDateTime::now_utc();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let verified = match self.cache.get(&digest) {
             Some(verified) => verified,
@@ -433,20 +456,25 @@ impl Authenticator {
                 verified
             }
         };
-        if verified.expires_at <= now.unix_timestamp() {
+        if verified.expires_at <= OffsetDateTime::now_utc().unix_timestamp() {
             self.cache.remove(&digest);
             return Err(AuthError::Unauthenticated("token expired"));
         }
+        Ok(verified)
+    }
 
+    /// The caller a verified token stands for, if its agency is enabled and the key it was
+    /// obtained with is not revoked.
+    fn resolve(&self, verified: &Arc<VerifiedToken>) -> Option<Principal> {
         let snapshot = self.registry.snapshot();
-        let agency = snapshot
-            .enabled_agency(verified.agency.as_str())
-            .ok_or(AuthError::Unauthenticated("agency unknown or disabled"))?;
-        snapshot
-            .valid_key(verified.agency.as_str(), &verified.agency_kid)
-            .ok_or(AuthError::Unauthenticated("token's agency key revoked"))?;
-        let kind = agency.kind;
-        Ok(Principal::new(verified, kind, snapshot, now))
+        let kind = snapshot.enabled_agency(verified.agency.as_str())?.kind;
+        snapshot.valid_key(verified.agency.as_str(), &verified.agency_kid)?;
+        Some(Principal::new(
+            Arc::clone(verified),
+            kind,
+            snapshot,
+            OffsetDateTime::now_utc(),
+        ))
     }
 
     fn verify_access_token(&self, token: &str) -> Result<VerifiedToken, AuthError> {

@@ -15,14 +15,18 @@ use std::{
 use clap::{Parser, ValueEnum};
 use sinergi::{
     app::App,
+    auth::{Authenticator, bootstrap_admin, keys::SigningKey},
+    client::{AdminClient, BearerToken, issue_token, onboard_agency},
     config::Config,
+    domain::agency::KeyAlgorithm,
     proto::{
         self, GetEmployerRequest, UpsertEmployerRequest,
         employer_service_client::EmployerServiceClient, get_employer_request::Key,
     },
-    store::postgres::ScratchDatabase,
+    store::{self, postgres::ScratchDatabase},
 };
 use tokio::{net::TcpListener, sync::oneshot};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -154,13 +158,23 @@ fn bench_employer(i: usize) -> proto::Employer {
     }
 }
 
+type Authed = InterceptedService<Channel, BearerToken>;
+
+fn employers(channel: Channel, bearer: &BearerToken) -> EmployerServiceClient<Authed> {
+    EmployerServiceClient::with_interceptor(channel, bearer.clone())
+}
+
 /// Loads the employers with a few writers in flight and returns their ids.
-async fn load(channel: Channel, count: usize) -> anyhow::Result<(Vec<String>, Duration)> {
+async fn load(
+    channel: Channel,
+    bearer: &BearerToken,
+    count: usize,
+) -> anyhow::Result<(Vec<String>, Duration)> {
     let started = Instant::now();
     let writers = 8;
     let tasks: Vec<_> = (0..writers)
         .map(|writer| {
-            let mut client = EmployerServiceClient::new(channel.clone());
+            let mut client = employers(channel.clone(), bearer);
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for i in (writer..count).step_by(writers) {
@@ -227,10 +241,81 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
+/// Median cost of authenticating a call whose token was verified before (the cache hit every
+/// call after an agency's first takes), in batches so the clock is read rarely.
+async fn cached_verification(
+    authenticator: &Authenticator,
+    token: &str,
+) -> anyhow::Result<Duration> {
+    let header = format!("Bearer {token}");
+    authenticator.authenticate(Some(header.as_bytes())).await?;
+    const BATCH: u32 = 1_000;
+    let mut batches = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            std::hint::black_box(authenticator.authenticate(Some(header.as_bytes())).await?);
+        }
+        batches.push(started.elapsed() / BATCH);
+    }
+    batches.sort_unstable();
+    Ok(batches[batches.len() / 2])
+}
+
+/// An administrator, as `sinergi admin bootstrap` makes one, and the agency the workloads run
+/// as: allowed to read and write the registry in every region.
+async fn bench_agency(config: &Config, channel: Channel) -> anyhow::Result<BearerToken> {
+    let (admin_key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
+    let store = store::connect(config).await?;
+    store.migrate().await?;
+    bootstrap_admin(
+        store.as_ref(),
+        "bench-admin",
+        "Benchmark administrators",
+        &admin_key.public().canonical_json(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let admin_token = issue_token(
+        channel.clone(),
+        "bench-admin",
+        &admin_key,
+        "sinergi",
+        None,
+        None,
+    )
+    .await?
+    .access_token;
+    let mut admin: AdminClient =
+        proto::agency_admin_service_client::AgencyAdminServiceClient::with_interceptor(
+            channel.clone(),
+            BearerToken::new(&admin_token)?,
+        );
+    let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
+    let agency = proto::Agency {
+        id: "bench-disnaker".into(),
+        kind: proto::AgencyKind::Disnaker.into(),
+        display_name: "Benchmark Disnaker".into(),
+        ..Default::default()
+    };
+    onboard_agency(
+        &mut admin,
+        agency,
+        &key,
+        &[("employers.read", &[]), ("employers.write", &[])],
+    )
+    .await?;
+    let token = issue_token(channel, "bench-disnaker", &key, "sinergi", None, None)
+        .await?
+        .access_token;
+    Ok(BearerToken::new(&token)?)
+}
+
 async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
-    let app = App::build(config, listener).await?;
+    let app = App::build(config.clone(), listener).await?;
     let addr = app.addr();
+    let authenticator = app.authenticator();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async {
         let _ = stopped.await;
@@ -244,7 +329,8 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
                 .await?,
         );
     }
-    let (ids, load_time) = load(channels[0].clone(), args.employers).await?;
+    let bearer = bench_agency(&config, channels[0].clone()).await?;
+    let (ids, load_time) = load(channels[0].clone(), &bearer, args.employers).await?;
     println!(
         "backend {:?}: loaded {} employers in {:.2} s ({:.0}/s, 8 writers); {} in flight, {} s per workload, {} connections",
         args.backend,
@@ -271,15 +357,17 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     )
     .await;
     let ids = Arc::new(ids);
+    let get_bearer = bearer.clone();
     let get = drive(
-        "GetEmployer",
+        "GetEmployer (authenticated)",
         &channels,
         args.concurrency,
         duration,
         move |channel, seed| {
             let id = ids[(seed % ids.len() as u64) as usize].clone();
+            let mut client = employers(channel, &get_bearer);
             async move {
-                EmployerServiceClient::new(channel)
+                client
                     .get_employer(GetEmployerRequest {
                         key: Some(Key::Id(id)),
                     })
@@ -290,6 +378,12 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     )
     .await;
     report(&[baseline, get]);
+
+    let cached = cached_verification(&authenticator, bearer.token()).await?;
+    println!(
+        "cached token verification: median {:.2} µs per call",
+        cached.as_secs_f64() * 1e6
+    );
 
     let _ = stop.send(());
     server.await??;

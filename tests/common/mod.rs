@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sinergi::{
     app::App,
     auth::{bootstrap_admin, keys::SigningKey},
-    client::{BearerToken, issue_token},
+    client::{BearerToken, issue_token, onboard_agency},
     config::Config,
     domain::agency::KeyAlgorithm,
     proto,
@@ -52,14 +52,20 @@ pub struct TestApp {
     pub admin: TestAgency,
     /// An agency allowed to read and write the whole employer registry.
     pub registry: TestAgency,
+    config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
-    // Held for their Drop: the SQLite directory or the PostgreSQL database.
-    _data_dir: tempfile::TempDir,
+    // Held for their Drop: the SQLite directory and the PostgreSQL database (a replica shares
+    // those of the app it was started beside and holds neither).
+    _data_dir: Option<tempfile::TempDir>,
     _database: Option<TestDatabase>,
 }
 
 impl TestApp {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn authed(&self, token: &str) -> Authed {
         InterceptedService::new(
             self.channel.clone(),
@@ -106,46 +112,16 @@ impl TestApp {
     /// and obtains a token for it.
     pub async fn agency(&self, kind: proto::AgencyKind, grants: &[(&str, &[&str])]) -> TestAgency {
         let id = format!("agency-{}", unique_number());
-        let mut admin = self.admin_client();
-        admin
-            .create_agency(proto::CreateAgencyRequest {
-                agency: Some(proto::Agency {
-                    id: id.clone(),
-                    kind: kind.into(),
-                    display_name: format!("Test agency {id}"),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create agency");
         let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa).expect("key");
-        let kid = admin
-            .register_key(proto::RegisterKeyRequest {
-                agency_id: id.clone(),
-                public_jwk: key.public().canonical_json(),
-            })
+        let agency = proto::Agency {
+            id: id.clone(),
+            kind: kind.into(),
+            display_name: format!("Test agency {id}"),
+            ..Default::default()
+        };
+        let kid = onboard_agency(&mut self.admin_client(), agency, &key, grants)
             .await
-            .expect("register key")
-            .into_inner()
-            .key
-            .expect("key")
-            .kid;
-        for (scope, regions) in grants {
-            admin
-                .grant_scope(proto::GrantScopeRequest {
-                    agency_id: id.clone(),
-                    scope: (*scope).into(),
-                    regions: regions
-                        .iter()
-                        .map(|code| proto::RegionCode {
-                            code: (*code).into(),
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .await
-                .expect("grant scope");
-        }
+            .expect("onboard agency");
         let mut agency = TestAgency {
             id,
             key,
@@ -247,6 +223,46 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .expect("bootstrap admin");
     }
 
+    let (addr, channel, shutdown, server) = start_server(config.clone()).await;
+    let admin_token = issue_token(channel.clone(), admin_id, &admin_key, "sinergi", None, None)
+        .await
+        .expect("admin token")
+        .access_token;
+    let admin = TestAgency {
+        id: admin_id.into(),
+        kid: admin_key.kid(),
+        key: admin_key,
+        token: admin_token,
+    };
+    let mut app = TestApp {
+        addr,
+        channel,
+        registry: admin.clone(),
+        admin,
+        config,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _data_dir: Some(data_dir),
+        _database: database,
+    };
+    app.registry = app
+        .agency(
+            proto::AgencyKind::Disnaker,
+            &[("employers.read", &[]), ("employers.write", &[])],
+        )
+        .await;
+    app
+}
+
+/// Builds and starts a server; the returned channel is connected to it.
+async fn start_server(
+    config: Config,
+) -> (
+    std::net::SocketAddr,
+    Channel,
+    oneshot::Sender<()>,
+    JoinHandle<()>,
+) {
     // Bound before the server is built, so clients can connect as soon as this returns.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app = App::build(config, listener).await.expect("build app");
@@ -264,33 +280,30 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .connect()
         .await
         .expect("connect");
-    let admin_token = issue_token(channel.clone(), admin_id, &admin_key, "sinergi", None, None)
-        .await
-        .expect("admin token")
-        .access_token;
-    let admin = TestAgency {
-        id: admin_id.into(),
-        kid: admin_key.kid(),
-        key: admin_key,
-        token: admin_token,
-    };
-    let mut app = TestApp {
+    (addr, channel, shutdown, server)
+}
+
+/// A second server on the same database and signing key as `app`: another replica.
+pub async fn spawn_replica(app: &TestApp) -> TestApp {
+    spawn_replica_with(app, |_| {}).await
+}
+
+/// Another replica, its configuration adjusted by the test.
+pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = app.config.clone();
+    adjust(&mut config);
+    let (addr, channel, shutdown, server) = start_server(config.clone()).await;
+    TestApp {
         addr,
         channel,
-        registry: admin.clone(),
-        admin,
+        admin: app.admin.clone(),
+        registry: app.registry.clone(),
+        config,
         shutdown: Some(shutdown),
         server: Some(server),
-        _data_dir: data_dir,
-        _database: database,
-    };
-    app.registry = app
-        .agency(
-            proto::AgencyKind::Disnaker,
-            &[("employers.read", &[]), ("employers.write", &[])],
-        )
-        .await;
-    app
+        _data_dir: None,
+        _database: None,
+    }
 }
 
 /// Runs each named `async fn(TestApp)` as two tests: one on SQLite, one on PostgreSQL.
