@@ -2,6 +2,7 @@
 //! (Disnaker, BPJS Kesehatan, BPJS Ketenagakerjaan, Kejaksaan) over one gRPC contract.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -139,6 +139,9 @@ struct AccessClaims {
     purpose: Option<String>,
     /// The agency key the token was obtained with.
     akid: String,
+    /// The version of agencies, keys and grants the token was issued against: a replica
+    /// that has not seen that version yet catches up before judging the token.
+    av: i64,
 }
 
 /// Sinergi's own signing keys: the current one signs, previous ones still verify until the
@@ -398,6 +401,7 @@ impl Authenticator {
             scope: Scope::join(&scopes),
             purpose: purpose.map(str::to_owned),
             akid: header.kid,
+            av: snapshot.version,
         };
         let access_token = self
             .keys
@@ -419,6 +423,9 @@ impl Authenticator {
     /// Checks the `authorization` metadata of a call.
     pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
         let verified = self.verified_token(authorization)?;
+        if self.registry.snapshot().version < verified.auth_version {
+            self.registry.refresh().await?;
+        }
         if let Some(principal) = self.resolve(&verified) {
             return Ok(principal);
         }
@@ -512,6 +519,7 @@ impl Authenticator {
             agency_kid: claims.akid,
             token_id: claims.jti,
             expires_at: claims.exp,
+            auth_version: claims.av,
         })
     }
 }

@@ -20,6 +20,8 @@ pub struct VerifiedToken {
     pub agency_kid: String,
     pub token_id: String,
     pub expires_at: i64,
+    /// The version of agencies, keys and grants the token was issued against.
+    pub auth_version: i64,
 }
 
 /// An authenticated agency, valid for the call it arrived with. Rights are those of grants in
