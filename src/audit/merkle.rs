@@ -61,16 +61,21 @@ fn split_point(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
+/// The stored node covering exactly `size` leaves from `start`, if that range is one.
+fn complete_subtree(start: u64, size: u64) -> Option<NodeId> {
+    (size.is_power_of_two() && start.is_multiple_of(size)).then(|| NodeId {
+        level: size.trailing_zeros() as u8,
+        index: start >> size.trailing_zeros(),
+    })
+}
+
 /// The stored nodes whose hashes make up the hash of leaves `[start, end)`. Every range the
 /// RFC 6962 recursion visits starts at a multiple of its left part's size, so it decomposes
 /// into aligned complete subtrees.
 fn range_nodes(start: u64, end: u64, out: &mut Vec<NodeId>) {
     let size = end - start;
-    if size.is_power_of_two() && start % size == 0 {
-        out.push(NodeId {
-            level: size.trailing_zeros() as u8,
-            index: start >> size.trailing_zeros(),
-        });
+    if let Some(node) = complete_subtree(start, size) {
+        out.push(node);
     } else {
         let k = split_point(size);
         range_nodes(start, start + k, out);
@@ -81,13 +86,8 @@ fn range_nodes(start: u64, end: u64, out: &mut Vec<NodeId>) {
 /// The hash of leaves `[start, end)` from stored nodes; `None` if one is missing.
 fn range_hash(start: u64, end: u64, nodes: &HashMap<NodeId, Hash>) -> Option<Hash> {
     let size = end - start;
-    if size.is_power_of_two() && start % size == 0 {
-        nodes
-            .get(&NodeId {
-                level: size.trailing_zeros() as u8,
-                index: start >> size.trailing_zeros(),
-            })
-            .copied()
+    if let Some(node) = complete_subtree(start, size) {
+        nodes.get(&node).copied()
     } else {
         let k = split_point(size);
         Some(node_hash(
