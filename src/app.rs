@@ -8,14 +8,20 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
+use crate::audit::{
+    layer::AuditLayer,
+    writer::{AuditWriter, Sequencer},
+};
 use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
 use crate::config::Config;
 use crate::grpc::{
-    FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, auth::AuthApi, employer::EmployerApi,
+    FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
+    employer::EmployerApi,
 };
 use crate::middleware;
 use crate::proto::{
-    agency_admin_service_server::AgencyAdminServiceServer, auth_service_server::AuthServiceServer,
+    agency_admin_service_server::AgencyAdminServiceServer,
+    audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     employer_service_server::EmployerServiceServer,
 };
 use crate::store::{self, Store, StoreError};
@@ -100,6 +106,17 @@ impl App {
         // Stops following when serving ends, however it ends.
         let _follower = AbortOnDrop(follower);
 
+        let appended = Arc::new(tokio::sync::Notify::new());
+        let (writer, writer_task) =
+            AuditWriter::start(Arc::clone(&self.store), Arc::clone(&appended));
+        let _writer = AbortOnDrop(writer_task);
+        let _sequencer = AbortOnDrop(tokio::spawn(Sequencer::run(
+            Arc::clone(&self.store),
+            Arc::clone(&appended),
+            std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
+        )));
+        health.set_serving::<AuditServiceServer<AuditApi>>().await;
+
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -107,7 +124,10 @@ impl App {
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
             .http2_max_header_list_size(self.config.limits.max_header_list_bytes)
-            .layer(middleware::layers(Arc::clone(&self.authenticator)))
+            .layer(middleware::layers(
+                AuditLayer::new(writer, appended),
+                Arc::clone(&self.authenticator),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -117,6 +137,11 @@ impl App {
             .add_service(AgencyAdminServiceServer::new(AgencyAdminApi::new(
                 Arc::clone(&self.store),
                 registry,
+            )))
+            .add_service(AuditServiceServer::new(AuditApi::new(
+                Arc::clone(&self.store),
+                Arc::clone(&self.authenticator),
+                self.config.audit.origin.clone(),
             )))
             .add_service(EmployerServiceServer::new(EmployerApi::new(self.store)))
             .serve_with_incoming_shutdown(
@@ -139,6 +164,9 @@ impl App {
             .set_not_serving::<EmployerServiceServer<EmployerApi>>()
             .await;
         health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
+        health
+            .set_not_serving::<AuditServiceServer<AuditApi>>()
+            .await;
         health
             .set_not_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
             .await;

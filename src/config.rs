@@ -28,8 +28,28 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub audit: AuditConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The log's name in signed checkpoints (C2SP origin, also the signing key's name). Make
+    /// it unique per deployment, e.g. `sinergi.jateng.example/audit`.
+    pub origin: String,
+    /// How often each replica looks for entries other replicas appended, in milliseconds.
+    pub sequence_interval_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            origin: "sinergi/audit".into(),
+            sequence_interval_ms: 200,
+        }
+    }
 }
 
 /// Bounds on what one caller can make the server hold.
@@ -133,6 +153,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }

@@ -1,9 +1,8 @@
 //! The one place where the tower layers around every gRPC service are stacked. Outermost first;
 //! each layer says why it is there.
 //!
-//! Where the next layers go: per-caller limits belong between tracing and authentication; the
-//! audit layer (which sees the method, the caller and the outcome) between authentication and
-//! the services, so even a rejected call is traced and audited.
+//! Where the next layers go: per-caller limits belong between tracing and the audit layer, so
+//! a shed call is still traced; everything that answers a caller sits inside the audit layer.
 
 use std::sync::Arc;
 
@@ -16,16 +15,21 @@ use tracing::Span;
 type GrpcRequest = http::Request<tonic::body::Body>;
 type MakeSpan = fn(&GrpcRequest) -> Span;
 
+use crate::audit::layer::AuditLayer;
 use crate::auth::{Authenticator, layer::AuthLayer};
 
-pub type Layers =
-    Stack<AuthLayer, Stack<TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>, Identity>>;
+type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
 
-pub fn layers(authenticator: Arc<Authenticator>) -> ServiceBuilder<Layers> {
+pub type Layers = Stack<AuthLayer, Stack<AuditLayer, Stack<Tracing, Identity>>>;
+
+pub fn layers(audit: AuditLayer, authenticator: Arc<Authenticator>) -> ServiceBuilder<Layers> {
     ServiceBuilder::new()
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
         .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
+        // Audit: outside authentication, so refused calls are recorded too; it holds each
+        // response until the call's entry is durable and answers UNAVAILABLE when it cannot be.
+        .layer(audit)
         // Authentication: turns the bearer token into the caller's identity before any handler
         // runs, and answers UNAUTHENTICATED itself, so no handler can forget to check.
         .layer(AuthLayer::new(authenticator))

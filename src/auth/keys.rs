@@ -31,6 +31,8 @@ pub enum KeyError {
 pub struct SigningKey {
     encoding: EncodingKey,
     public: PublicJwk,
+    /// The raw key, for signatures outside JWTs (audit checkpoints); Ed25519 keys only.
+    ed25519: Option<ed25519_dalek::SigningKey>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -57,6 +59,7 @@ impl SigningKey {
             return Ok(Self {
                 encoding: EncodingKey::from_ec_der(der.as_bytes()),
                 public,
+                ed25519: None,
             });
         }
         Err(KeyError::Invalid(
@@ -76,6 +79,7 @@ impl SigningKey {
         Ok(Self {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             public,
+            ed25519: Some(key.clone()),
         })
     }
 
@@ -132,6 +136,11 @@ impl SigningKey {
         Self::write_pem(path, &pem)?;
         tracing::info!(path = %path.display(), kid = %key.kid(), "generated a new signing key");
         Ok(key)
+    }
+
+    /// The Ed25519 key itself, when this is one.
+    pub fn ed25519(&self) -> Option<&ed25519_dalek::SigningKey> {
+        self.ed25519.as_ref()
     }
 
     pub fn public(&self) -> &PublicJwk {

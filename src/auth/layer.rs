@@ -87,6 +87,13 @@ where
             let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
             match authenticator.authenticate(authorization).await {
                 Ok(principal) => {
+                    if let Some(audit) = request.extensions().get::<crate::audit::CallAudit>() {
+                        audit.identify(
+                            principal.agency_id().as_str(),
+                            principal.token_id(),
+                            principal.purpose(),
+                        );
+                    }
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }

@@ -96,6 +96,21 @@ pub async fn bootstrap_admin(
         return Err(violations.into_error().into());
     };
     let kid = jwk.thumbprint();
+    // Recorded like any administrative change, on the authority of the command line.
+    let audit = crate::audit::CallAudit::new("sinergi admin bootstrap", "local".into(), "", "");
+    audit.identify(id.as_str(), "", None);
+    audit.touch(id.as_str());
+    let detail = serde_json::json!({
+        "action": "bootstrap_admin", "agency": id.as_str(), "kid": kid, "scope": "admin",
+    });
+    let entry = audit.entry(
+        0,
+        Some(crate::audit::digest(&crate::proto::RegisterKeyRequest {
+            agency_id: id.as_str().to_owned(),
+            public_jwk: jwk.canonical_json(),
+        })),
+        Some(detail.to_string()),
+    );
     let agency = store
         .bootstrap_admin(
             &NewAgency {
@@ -110,6 +125,7 @@ pub async fn bootstrap_admin(
                 algorithm: jwk.algorithm,
                 public_jwk: jwk.canonical_json(),
             },
+            &entry,
         )
         .await?;
     Ok((agency, kid))
@@ -119,6 +135,8 @@ pub async fn bootstrap_admin(
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     pub access_token: String,
+    /// The access token's `jti`.
+    pub token_id: String,
     pub expires_at: OffsetDateTime,
     pub scopes: Vec<Scope>,
     pub agency: AgencyId,
@@ -291,6 +309,11 @@ impl Authenticator {
         self.keys.public_keys()
     }
 
+    /// Sinergi's current Ed25519 key, which also signs audit checkpoints.
+    pub fn current_ed25519(&self) -> Option<&ed25519_dalek::SigningKey> {
+        self.keys.current.ed25519()
+    }
+
     /// Checks a client assertion and, if every check passes, signs an access token.
     pub async fn issue_token(&self, assertion: &str) -> Result<IssuedToken, AuthError> {
         if assertion.len() > MAX_ASSERTION_BYTES {
@@ -412,6 +435,7 @@ impl Authenticator {
                 AuthError::Unauthenticated("signing failed")
             })?;
         Ok(IssuedToken {
+            token_id: access.jti.clone(),
             access_token,
             expires_at: OffsetDateTime::from_unix_timestamp(expires_at).unwrap_or(now),
             scopes,

@@ -183,9 +183,11 @@ impl Grant {
     }
 }
 
-/// A new grant, checked.
+/// A new grant, checked. Its id is chosen before it is stored, so the audit entry of the call
+/// that creates it can name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewGrant {
+    pub id: Uuid,
     pub agency_id: AgencyId,
     pub scope: super::scope::Scope,
     pub regions: Vec<RegionCode>,

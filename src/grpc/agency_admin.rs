@@ -5,7 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, principal, split_page};
+use serde_json::json;
+
+use super::{call_audit, convert, principal, split_page};
+use crate::audit::digest;
 use crate::auth::{jwk::PublicJwk, registry::AuthRegistry};
 use crate::domain::agency::{AgencyId, NewAgency, NewGrant, display_name};
 use crate::domain::paging::{decode_token, page_size};
@@ -56,8 +59,10 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::CreateAgencyRequest>,
     ) -> Result<Response<proto::CreateAgencyResponse>, Status> {
         let actor = Self::admin(&request)?;
-        let agency = request
-            .into_inner()
+        let audit = call_audit(&request);
+        let message = request.into_inner();
+        let request_sha256 = digest(&message);
+        let agency = message
             .agency
             .ok_or_else(|| ApiError::invalid("agency", "the agency to create is required"))?;
         let mut violations = Violations::new();
@@ -73,6 +78,13 @@ impl AgencyAdminService for AgencyAdminApi {
             return Err(ApiError::from(violations.into_error()).into());
         };
         violations.finish().map_err(ApiError::from)?;
+        audit.touch(id.as_str());
+        let detail = json!({
+            "action": "create_agency", "by": actor.as_str(), "agency": id.as_str(),
+            "kind": kind.as_str(), "display_name": display_name,
+            "home_region": home_region.as_ref().map(|r| r.as_str()),
+        });
+        let entry = audit.entry(0, Some(request_sha256), Some(detail.to_string()));
         let created = self
             .store
             .create_agency(
@@ -83,9 +95,11 @@ impl AgencyAdminService for AgencyAdminApi {
                     home_region,
                 },
                 &actor,
+                &entry,
             )
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::CreateAgencyResponse {
             agency: Some(convert::agency(created)),
@@ -142,17 +156,24 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::DisableAgencyRequest>,
     ) -> Result<Response<proto::DisableAgencyResponse>, Status> {
         let actor = Self::admin(&request)?;
-        let id = agency_id(&request.into_inner().id, "id")?;
+        let audit = call_audit(&request);
+        let message = request.into_inner();
+        let id = agency_id(&message.id, "id")?;
         if id == actor {
             return Err(
                 ApiError::invalid("id", "an administrator cannot disable its own agency").into(),
             );
         }
+        audit.touch(id.as_str());
+        let detail =
+            json!({"action": "disable_agency", "by": actor.as_str(), "agency": id.as_str()});
+        let entry = audit.entry(0, Some(digest(&message)), Some(detail.to_string()));
         let agency = self
             .store
-            .disable_agency(&id, &actor)
+            .disable_agency(&id, &actor, &entry)
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::DisableAgencyResponse {
             agency: Some(convert::agency(agency)),
@@ -164,6 +185,7 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::RegisterKeyRequest>,
     ) -> Result<Response<proto::RegisterKeyResponse>, Status> {
         let actor = Self::admin(&request)?;
+        let audit = call_audit(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
         let agency = violations.check("agency_id", AgencyId::parse(&request.agency_id));
@@ -171,19 +193,29 @@ impl AgencyAdminService for AgencyAdminApi {
         let (Some(agency_id), Some(jwk)) = (agency, jwk) else {
             return Err(ApiError::from(violations.into_error()).into());
         };
+        let kid = jwk.thumbprint();
+        audit.touch(agency_id.as_str());
+        audit.touch(format!("{agency_id}/{kid}"));
+        let detail = json!({
+            "action": "register_key", "by": actor.as_str(), "agency": agency_id.as_str(),
+            "kid": kid, "alg": jwk.algorithm.as_str(),
+        });
+        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let key = self
             .store
             .register_key(
                 &NewKey {
                     agency_id,
-                    kid: jwk.thumbprint(),
+                    kid,
                     algorithm: jwk.algorithm,
                     public_jwk: jwk.canonical_json(),
                 },
                 &actor,
+                &entry,
             )
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::RegisterKeyResponse {
             key: Some(convert::agency_key(key)),
@@ -195,16 +227,24 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::RevokeKeyRequest>,
     ) -> Result<Response<proto::RevokeKeyResponse>, Status> {
         let actor = Self::admin(&request)?;
+        let audit = call_audit(&request);
         let request = request.into_inner();
         let agency = agency_id(&request.agency_id, "agency_id")?;
         if !crate::auth::jwk::is_plausible_kid(&request.kid) {
             return Err(ApiError::invalid("kid", "not a key id").into());
         }
+        audit.touch(agency.as_str());
+        audit.touch(format!("{agency}/{}", request.kid));
+        let detail = json!({
+            "action": "revoke_key", "by": actor.as_str(), "agency": agency.as_str(), "kid": request.kid,
+        });
+        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let key = self
             .store
-            .revoke_key(&agency, &request.kid, &actor)
+            .revoke_key(&agency, &request.kid, &actor, &entry)
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::RevokeKeyResponse {
             key: Some(convert::agency_key(key)),
@@ -232,6 +272,7 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::GrantScopeRequest>,
     ) -> Result<Response<proto::GrantScopeResponse>, Status> {
         let actor = Self::admin(&request)?;
+        let audit = call_audit(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
         let agency = violations.check("agency_id", AgencyId::parse(&request.agency_id));
@@ -263,20 +304,30 @@ impl AgencyAdminService for AgencyAdminApi {
             return Err(ApiError::from(violations.into_error()).into());
         };
         violations.finish().map_err(ApiError::from)?;
+        let grant = NewGrant {
+            id: Uuid::now_v7(),
+            agency_id,
+            scope,
+            regions,
+            programmes,
+            expires_at,
+        };
+        audit.touch(grant.agency_id.as_str());
+        audit.touch(grant.id.to_string());
+        let detail = json!({
+            "action": "grant_scope", "by": actor.as_str(), "agency": grant.agency_id.as_str(),
+            "grant": grant.id.to_string(), "scope": grant.scope.as_str(),
+            "regions": grant.regions.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "programmes": grant.programmes.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "expires_at": grant.expires_at.map(|at| at.unix_timestamp()),
+        });
+        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let grant = self
             .store
-            .grant_scope(
-                &NewGrant {
-                    agency_id,
-                    scope,
-                    regions,
-                    programmes,
-                    expires_at,
-                },
-                &actor,
-            )
+            .grant_scope(&grant, &actor, &entry)
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::GrantScopeResponse {
             grant: Some(convert::grant(grant)),
@@ -288,12 +339,19 @@ impl AgencyAdminService for AgencyAdminApi {
         request: Request<proto::RevokeGrantRequest>,
     ) -> Result<Response<proto::RevokeGrantResponse>, Status> {
         let actor = Self::admin(&request)?;
-        let id = uuid(&request.into_inner().id, "id")?;
+        let audit = call_audit(&request);
+        let message = request.into_inner();
+        let id = uuid(&message.id, "id")?;
+        audit.touch(id.to_string());
+        let detail =
+            json!({"action": "revoke_grant", "by": actor.as_str(), "grant": id.to_string()});
+        let entry = audit.entry(0, Some(digest(&message)), Some(detail.to_string()));
         let grant = self
             .store
-            .revoke_grant(id, &actor)
+            .revoke_grant(id, &actor, &entry)
             .await
             .map_err(ApiError::from)?;
+        audit.mark_recorded();
         self.changed().await;
         Ok(Response::new(proto::RevokeGrantResponse {
             grant: Some(convert::grant(grant)),

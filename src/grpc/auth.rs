@@ -25,6 +25,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<proto::IssueTokenRequest>,
     ) -> Result<Response<proto::IssueTokenResponse>, Status> {
+        let audit = super::call_audit(&request);
         let assertion = request.into_inner().client_assertion;
         let issued = self
             .authenticator
@@ -34,6 +35,11 @@ impl AuthService for AuthApi {
                 tracing::info!(%error, "token refused");
                 ApiError::from(error)
             })?;
+        audit.identify(
+            issued.agency.as_str(),
+            &issued.token_id,
+            issued.purpose.as_deref(),
+        );
         Ok(Response::new(proto::IssueTokenResponse {
             access_token: issued.access_token,
             token_type: "Bearer".into(),

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{convert, principal, split_page};
+use super::{call_audit, convert, principal, split_page};
+use crate::audit::digest;
 use crate::auth::AuthError;
 use crate::domain::agency::AgencyId;
 use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
@@ -95,8 +96,11 @@ impl EmployerService for EmployerApi {
         request: Request<proto::UpsertEmployerRequest>,
     ) -> Result<Response<proto::UpsertEmployerResponse>, Status> {
         let principal = principal(&request)?;
+        let audit = call_audit(&request);
         let writable = principal.require(Scope::EmployersWrite)?;
         let request = request.into_inner();
+        audit.set_request_id(request.request_id.trim());
+        let request_sha256 = digest(&request);
         let idempotency = idempotency_key(
             principal.agency_id(),
             &request.request_id,
@@ -106,9 +110,13 @@ impl EmployerService for EmployerApi {
         let employer = request
             .employer
             .ok_or_else(|| ApiError::invalid("employer", "the employer to write is required"))?;
-        let draft = convert::employer_submission(employer, "employer")?
+        let mut draft = convert::employer_submission(employer, "employer")?
             .validate("employer")
             .map_err(ApiError::from)?;
+        // Chosen here rather than by the store, so the audit entry written with the employer
+        // can name it.
+        let id = *draft.id.get_or_insert_with(Uuid::now_v7);
+        audit.touch(id.to_string());
         if !writable.allows(&draft.fields.region) {
             return Err(ApiError::from(AuthError::outside_region(
                 Scope::EmployersWrite,
@@ -124,9 +132,13 @@ impl EmployerService for EmployerApi {
                 expected_etag,
                 idempotency,
                 writable,
+                audit: audit.entry(0, Some(request_sha256), None),
             })
             .await
             .map_err(ApiError::from)?;
+        if !outcome.replayed {
+            audit.mark_recorded();
+        }
         Ok(Response::new(proto::UpsertEmployerResponse {
             employer: Some(convert::employer(outcome.employer)),
             created: outcome.created,
@@ -140,6 +152,7 @@ impl EmployerService for EmployerApi {
         use proto::get_employer_request::Key;
 
         let readable = principal(&request)?.require(Scope::EmployersRead)?;
+        let audit = call_audit(&request);
         let key = match request.into_inner().key {
             Some(Key::Id(id)) => {
                 EmployerKey::parse_id(&id).map_err(|e| ApiError::invalid("id", e))?
@@ -162,6 +175,7 @@ impl EmployerService for EmployerApi {
             .ok_or(ApiError::Store(crate::store::StoreError::NotFound(
                 "employer",
             )))?;
+        audit.touch(employer.id.to_string());
         if !RegionCode::parse(&employer.region_code).is_ok_and(|region| readable.allows(&region)) {
             return Err(AuthError::PermissionDenied(format!(
                 "the caller's `{}` grant does not cover this employer's region",
@@ -179,6 +193,7 @@ impl EmployerService for EmployerApi {
         request: Request<proto::ListEmployersRequest>,
     ) -> Result<Response<proto::ListEmployersResponse>, Status> {
         let readable = principal(&request)?.require(Scope::EmployersRead)?;
+        let audit = call_audit(&request);
         let request = request.into_inner();
         let mut violations = Violations::new();
         let region = request
@@ -209,6 +224,9 @@ impl EmployerService for EmployerApi {
             .map_err(ApiError::from)?;
         let (employers, next_page_token) =
             split_page(employers, page_size, &fingerprint, |employer| employer.id);
+        for employer in &employers {
+            audit.touch(employer.id.to_string());
+        }
         Ok(Response::new(proto::ListEmployersResponse {
             employers: employers.into_iter().map(convert::employer).collect(),
             next_page_token,
@@ -220,6 +238,7 @@ impl EmployerService for EmployerApi {
         request: Request<proto::SearchEmployersRequest>,
     ) -> Result<Response<proto::SearchEmployersResponse>, Status> {
         let readable = principal(&request)?.require(Scope::EmployersRead)?;
+        let audit = call_audit(&request);
         let within = within_grant(&readable, None)?;
         let request = request.into_inner();
         let query = NameQuery::parse(&request.query)
@@ -238,6 +257,9 @@ impl EmployerService for EmployerApi {
                 name_folded: crate::domain::employer::fold_name(&employer.name),
                 id: employer.id,
             });
+        for employer in &employers {
+            audit.touch(employer.id.to_string());
+        }
         Ok(Response::new(proto::SearchEmployersResponse {
             employers: employers.into_iter().map(convert::employer).collect(),
             next_page_token,

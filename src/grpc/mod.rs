@@ -3,12 +3,23 @@
 //! the status.
 
 pub mod agency_admin;
+pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod employer;
 
 use crate::auth::{AuthError, principal::Principal};
 use crate::error::ApiError;
+
+/// The audit record the audit layer opened for the call.
+pub fn call_audit<T>(request: &tonic::Request<T>) -> crate::audit::CallAudit {
+    request
+        .extensions()
+        .get::<crate::audit::CallAudit>()
+        .cloned()
+        // Only a service mounted without the middleware stack gets here.
+        .unwrap_or_else(|| crate::audit::CallAudit::new("unknown", String::new(), "", ""))
+}
 
 /// The caller the authentication layer attached to the request.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> {

@@ -193,7 +193,7 @@ macro_rules! sql_store_agencies {
             ) -> Result<$crate::domain::agency::Grant, $crate::store::StoreError> {
                 use $crate::store::agencies::joined;
                 let now = $crate::store::now_micros();
-                let id = uuid::Uuid::now_v7();
+                let id = grant.id;
                 sqlx::query(
                     "INSERT INTO grants (id, agency_id, scope, regions, programmes, expires_at, \
                      created_at, granted_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -252,9 +252,11 @@ macro_rules! sql_store_agencies {
                 &self,
                 agency: &$crate::domain::agency::NewAgency,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Agency, $crate::store::StoreError> {
                 let mut tx = self.writer().begin().await?;
                 let created = Self::insert_agency(&mut tx, agency, actor).await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 Self::bump_auth_version(&mut tx).await?;
                 tx.commit().await?;
                 Ok(created)
@@ -264,6 +266,7 @@ macro_rules! sql_store_agencies {
                 &self,
                 agency: &$crate::domain::agency::NewAgency,
                 key: &$crate::store::NewKey,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Agency, $crate::store::StoreError> {
                 use $crate::domain::agency::{AgencyKind, NewGrant};
                 use $crate::domain::scope::Scope;
@@ -281,6 +284,7 @@ macro_rules! sql_store_agencies {
                 let created = Self::insert_agency(&mut tx, agency, &agency.id).await?;
                 Self::insert_key(&mut tx, key, &agency.id).await?;
                 let grant = NewGrant {
+                    id: uuid::Uuid::now_v7(),
                     agency_id: agency.id.clone(),
                     scope: Scope::Admin,
                     regions: Vec::new(),
@@ -288,6 +292,7 @@ macro_rules! sql_store_agencies {
                     expires_at: None,
                 };
                 Self::insert_grant(&mut tx, &grant, &agency.id).await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 Self::bump_auth_version(&mut tx).await?;
                 tx.commit().await?;
                 Ok(created)
@@ -331,9 +336,11 @@ macro_rules! sql_store_agencies {
                 &self,
                 id: &$crate::domain::agency::AgencyId,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Agency, $crate::store::StoreError> {
                 use $crate::store::agencies::{AGENCY_COLUMNS, AgencyRow};
                 let mut tx = self.writer().begin().await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE agencies SET disabled_at = $2, disabled_by = $3 \
                      WHERE id = $1 AND disabled_at IS NULL",
@@ -360,8 +367,10 @@ macro_rules! sql_store_agencies {
                 &self,
                 key: &$crate::store::NewKey,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::AgencyKey, $crate::store::StoreError> {
                 let mut tx = self.writer().begin().await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 Self::require_agency(&mut tx, &key.agency_id).await?;
                 let registered = Self::insert_key(&mut tx, key, actor).await?;
                 Self::bump_auth_version(&mut tx).await?;
@@ -374,9 +383,11 @@ macro_rules! sql_store_agencies {
                 agency: &$crate::domain::agency::AgencyId,
                 kid: &str,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::AgencyKey, $crate::store::StoreError> {
                 use $crate::store::agencies::{KEY_COLUMNS, KeyRow};
                 let mut tx = self.writer().begin().await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE agency_keys SET revoked_at = $3, revoked_by = $4 \
                      WHERE agency_id = $1 AND kid = $2 AND revoked_at IS NULL",
@@ -419,9 +430,11 @@ macro_rules! sql_store_agencies {
                 &self,
                 grant: &$crate::domain::agency::NewGrant,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Grant, $crate::store::StoreError> {
                 let mut tx = self.writer().begin().await?;
                 Self::require_agency(&mut tx, &grant.agency_id).await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 let created = Self::insert_grant(&mut tx, grant, actor).await?;
                 Self::bump_auth_version(&mut tx).await?;
                 tx.commit().await?;
@@ -432,9 +445,11 @@ macro_rules! sql_store_agencies {
                 &self,
                 id: uuid::Uuid,
                 actor: &$crate::domain::agency::AgencyId,
+                audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Grant, $crate::store::StoreError> {
                 use $crate::store::agencies::{GRANT_COLUMNS, GrantRow};
                 let mut tx = self.writer().begin().await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE grants SET revoked_at = $2, revoked_by = $3 \
                      WHERE id = $1 AND revoked_at IS NULL",

@@ -30,6 +30,10 @@ macro_rules! sql_store_common {
                             return Err(StoreError::RequestIdReused);
                         }
                         return serde_json::from_str(&response)
+                            .map(|first: UpsertOutcome| UpsertOutcome {
+                                replayed: true,
+                                ..first
+                            })
                             .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")));
                     }
                 }
@@ -188,7 +192,10 @@ macro_rules! sql_store_common {
                         revision,
                     },
                     created: existing.is_none(),
+                    replayed: false,
                 };
+
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(&command.audit)).await?;
 
                 if let Some(key) = &command.idempotency {
                     let response = serde_json::to_string(&outcome)

@@ -5,13 +5,17 @@
 //! databases" in async code that must be `Send`. Dialect differences (connecting, pools, schema
 //! types) stay in `sqlite.rs` and `postgres.rs`.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{
+    PendingEntry,
+    merkle::{Hash, NodeId},
+};
 use crate::config::Config;
 use crate::domain::agency::{
     Agency, AgencyId, AgencyKey, AgencyKind, Grant, KeyAlgorithm, NewAgency, NewGrant,
@@ -26,6 +30,8 @@ use crate::domain::scope::RegionScope;
 mod common;
 #[macro_use]
 mod agencies;
+#[macro_use]
+mod audit;
 pub mod postgres;
 pub mod sqlite;
 
@@ -114,12 +120,18 @@ pub struct UpsertEmployer {
     /// Where the caller may write: an update of an employer outside it is refused, checked in
     /// the same transaction as the write.
     pub writable: RegionScope,
+    /// The call's audit entry, committed with the write.
+    pub audit: PendingEntry,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpsertOutcome {
     pub employer: Employer,
     pub created: bool,
+    /// True when the answer is the stored result of an earlier call with the same request id,
+    /// and nothing (not even the audit entry) was written.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// Where a name search resumes: the last (folded name, id) returned.
@@ -131,7 +143,7 @@ pub struct NameCursor {
 
 /// Everything the service persists, one implementation per backend.
 #[async_trait]
-pub trait Store: EmployerStore + AgencyStore + Send + Sync + 'static {
+pub trait Store: EmployerStore + AgencyStore + AuditStore + Send + Sync + 'static {
     /// Which backend this is, for logs and the bench.
     fn backend(&self) -> &'static str;
 
@@ -188,19 +200,25 @@ pub struct AuthState {
     pub grants: Vec<Grant>,
 }
 
-/// Agencies, keys and grants. `actor` is the agency on whose authority a change is made.
+/// Agencies, keys and grants. `actor` is the agency on whose authority a change is made;
+/// `audit` is the change's audit entry, committed in the same transaction.
 #[async_trait]
 pub trait AgencyStore: Send + Sync {
     async fn create_agency(
         &self,
         agency: &NewAgency,
         actor: &AgencyId,
+        audit: &PendingEntry,
     ) -> Result<Agency, StoreError>;
 
     /// Creates the first administrator agency with its key and the `admin` grant, refusing with
     /// [`StoreError::AdminExists`] once any administrator exists.
-    async fn bootstrap_admin(&self, agency: &NewAgency, key: &NewKey)
-    -> Result<Agency, StoreError>;
+    async fn bootstrap_admin(
+        &self,
+        agency: &NewAgency,
+        key: &NewKey,
+        audit: &PendingEntry,
+    ) -> Result<Agency, StoreError>;
 
     async fn get_agency(&self, id: &AgencyId) -> Result<Option<Agency>, StoreError>;
 
@@ -212,22 +230,43 @@ pub trait AgencyStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Agency>, StoreError>;
 
-    async fn disable_agency(&self, id: &AgencyId, actor: &AgencyId) -> Result<Agency, StoreError>;
+    async fn disable_agency(
+        &self,
+        id: &AgencyId,
+        actor: &AgencyId,
+        audit: &PendingEntry,
+    ) -> Result<Agency, StoreError>;
 
-    async fn register_key(&self, key: &NewKey, actor: &AgencyId) -> Result<AgencyKey, StoreError>;
+    async fn register_key(
+        &self,
+        key: &NewKey,
+        actor: &AgencyId,
+        audit: &PendingEntry,
+    ) -> Result<AgencyKey, StoreError>;
 
     async fn revoke_key(
         &self,
         agency: &AgencyId,
         kid: &str,
         actor: &AgencyId,
+        audit: &PendingEntry,
     ) -> Result<AgencyKey, StoreError>;
 
     async fn list_keys(&self, agency: &AgencyId) -> Result<Vec<AgencyKey>, StoreError>;
 
-    async fn grant_scope(&self, grant: &NewGrant, actor: &AgencyId) -> Result<Grant, StoreError>;
+    async fn grant_scope(
+        &self,
+        grant: &NewGrant,
+        actor: &AgencyId,
+        audit: &PendingEntry,
+    ) -> Result<Grant, StoreError>;
 
-    async fn revoke_grant(&self, id: Uuid, actor: &AgencyId) -> Result<Grant, StoreError>;
+    async fn revoke_grant(
+        &self,
+        id: Uuid,
+        actor: &AgencyId,
+        audit: &PendingEntry,
+    ) -> Result<Grant, StoreError>;
 
     /// Up to `limit` grants in id (creation) order after `after`.
     async fn list_grants(
@@ -251,6 +290,47 @@ pub trait AgencyStore: Send + Sync {
         jti: &str,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+}
+
+/// Which audit events a listing returns; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub agency: Option<String>,
+    pub method: Option<String>,
+    pub resource_id: Option<String>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub decision: Option<&'static str>,
+    /// Limits the listing to what this agency may see without `audit.read`.
+    pub visible_to: Option<String>,
+}
+
+/// The audit log: pending entries, the sequenced log and its Merkle tree.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends entries in one transaction (group commit).
+    async fn append_audit(&self, entries: &[PendingEntry]) -> Result<(), StoreError>;
+
+    /// Gives up to `limit` pending entries their sequence numbers and extends the tree;
+    /// returns how many it sequenced.
+    async fn sequence_audit(&self, limit: u32) -> Result<u64, StoreError>;
+
+    /// The tree's size and root.
+    async fn audit_head(&self) -> Result<(u64, Hash), StoreError>;
+
+    /// The stored hashes of these complete subtrees (missing ones are left out).
+    async fn audit_nodes(&self, nodes: &[NodeId]) -> Result<HashMap<NodeId, Hash>, StoreError>;
+
+    /// The canonical bytes of entries `[start, end)` with their sequence numbers.
+    async fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// Up to `limit` entries matching `filter` after sequence number `after`.
+    async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
 /// Opens the database the configuration names: PostgreSQL for a `postgres://` URL, otherwise

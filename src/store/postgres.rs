@@ -14,6 +14,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
+    const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
     pub async fn connect(
@@ -40,6 +41,7 @@ impl PostgresStore {
 
 sql_store_common!(PostgresStore, Postgres);
 sql_store_agencies!(PostgresStore, Postgres);
+sql_store_audit!(PostgresStore, Postgres);
 
 /// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not
 /// touch real data: created under a unique name, dropped (with its connections) by [`drop`].

@@ -21,6 +21,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
+    const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
     /// Opens (creating if needed) `sinergi.db` inside `dir`, creating the directory too.
@@ -70,3 +71,4 @@ impl SqliteStore {
 
 sql_store_common!(SqliteStore, Sqlite);
 sql_store_agencies!(SqliteStore, Sqlite);
+sql_store_audit!(SqliteStore, Sqlite);

@@ -1,0 +1,86 @@
+//! Getting entries into the database quickly and in order.
+//!
+//! [`AuditWriter`] is group commit: concurrent calls hand their entries to one task, which
+//! appends everything waiting in one transaction and wakes all of them when it is durable, so
+//! the cost of a commit is shared by every call in the batch. [`Sequencer`] then moves pending
+//! entries into the log with contiguous sequence numbers and extends the Merkle tree; the store
+//! serialises sequencers across replicas, so numbers never repeat or skip.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::PendingEntry;
+use crate::store::{Store, StoreError};
+
+/// Entries appended by one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Entries sequenced by one transaction at most.
+const SEQUENCE_BATCH: u32 = 2000;
+
+type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
+
+#[derive(Clone)]
+pub struct AuditWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AuditWriter {
+    /// Starts the writer task; `appended` is notified after every batch.
+    pub fn start(
+        store: Arc<dyn Store>,
+        appended: Arc<Notify>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (jobs, mut queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (entries, waiters): (Vec<PendingEntry>, Vec<_>) = batch.drain(..).unzip();
+                let result = store.append_audit(&entries).await;
+                if let Err(error) = &result {
+                    tracing::error!(%error, entries = entries.len(), "audit entries not stored");
+                }
+                appended.notify_one();
+                for waiter in waiters {
+                    let _ = waiter.send(match &result {
+                        Ok(()) => Ok(()),
+                        Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
+                    });
+                }
+            }
+        });
+        (Self { jobs }, task)
+    }
+
+    /// Appends one entry and returns once it is durable.
+    pub async fn append(&self, entry: PendingEntry) -> Result<(), StoreError> {
+        let (done, durable) = oneshot::channel();
+        self.jobs
+            .send((entry, done))
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        durable
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?
+    }
+}
+
+pub struct Sequencer;
+
+impl Sequencer {
+    /// Sequences pending entries until the task is dropped: at once when this replica appended
+    /// some, otherwise every `interval` (entries of other replicas).
+    pub async fn run(store: Arc<dyn Store>, appended: Arc<Notify>, interval: Duration) {
+        loop {
+            match store.sequence_audit(SEQUENCE_BATCH).await {
+                Ok(count) if count > 0 => continue,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot sequence audit entries"),
+            }
+            tokio::select! {
+                () = appended.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
