@@ -516,3 +516,92 @@ async fn futures_join<F: Future<Output = ()>>(futures: impl IntoIterator<Item = 
     })
     .await;
 }
+
+/// Runs one statement on the test's database from outside the server.
+async fn execute_on(app: &TestApp, sql: &str) {
+    use sqlx::Connection;
+    match &app.config().database_url {
+        Some(url) => {
+            let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        }
+        None => {
+            let path = app.config().data_dir.join("sinergi.db");
+            let mut connection =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        }
+    }
+}
+
+async fn calls_fail_unavailable_while_the_log_cannot_be_written(app: TestApp) {
+    let existing = common::create(&app, common::employer("PT Sebelum")).await;
+    execute_on(
+        &app,
+        "ALTER TABLE audit_pending RENAME TO audit_pending_offline",
+    )
+    .await;
+
+    let read = app
+        .employers()
+        .get_employer(proto::GetEmployerRequest {
+            key: Some(proto::get_employer_request::Key::Id(existing.id.clone())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(read.code(), Code::Unavailable, "{read:?}");
+    let unaudited = common::employer("PT Tanpa Jejak");
+    let npwp = unaudited.npwp.clone();
+    let write = app
+        .employers()
+        .upsert_employer(proto::UpsertEmployerRequest {
+            employer: Some(unaudited.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(write.code(), Code::Unavailable, "{write:?}");
+    let anonymous = common::EmployerServiceClient::new(app.channel.clone())
+        .list_employers(proto::ListEmployersRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        anonymous.code(),
+        Code::Unavailable,
+        "even a refusal is not answered unrecorded"
+    );
+
+    execute_on(
+        &app,
+        "ALTER TABLE audit_pending_offline RENAME TO audit_pending",
+    )
+    .await;
+    // Recovered without a restart; the write that failed left nothing behind.
+    let status = app
+        .employers()
+        .get_employer(proto::GetEmployerRequest {
+            key: Some(proto::get_employer_request::Key::Npwp(npwp)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    common::create(&app, unaudited).await;
+}
+
+mod faults {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        calls_fail_unavailable_while_the_log_cannot_be_written(spawn_app(Backend::Sqlite).await)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        calls_fail_unavailable_while_the_log_cannot_be_written(spawn_app(Backend::Postgres).await)
+            .await;
+    }
+}
