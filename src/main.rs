@@ -53,6 +53,49 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit log: fetch checkpoints, export entries, verify the log has not been rewritten.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the current signed checkpoint.
+    Checkpoint {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Verify the log. With --checkpoint: fetch the current checkpoint, check its signature and
+    /// that the log only grew since the checkpoint saved in the file, then save the new one.
+    /// With --entries: recompute the root from an export and check it against the export's
+    /// checkpoint (asking the server, when credentials are given, to locate a bad entry).
+    Verify {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// File holding the last verified checkpoint (created on first use; the server's key is
+        /// pinned beside it in <file>.key).
+        #[arg(long, required_unless_present = "entries")]
+        checkpoint: Option<PathBuf>,
+        /// Also fetch every entry and check it against the signed root.
+        #[arg(long)]
+        all_entries: bool,
+        /// An export written by `sinergi audit export` to verify instead.
+        #[arg(long, conflicts_with_all = ["checkpoint", "all_entries"])]
+        entries: Option<PathBuf>,
+        /// The note verifier key to trust (`<name>+<id>+<key>`); otherwise the pinned one, or
+        /// the server's on first use.
+        #[arg(long)]
+        verifier_key: Option<String>,
+    },
+    /// Write the current checkpoint and every entry it covers to a file (JSON lines).
+    Export {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -339,6 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", issued.access_token);
         }
         Command::Admin { command } => admin(command).await?,
+        Command::Audit { command } => audit(command).await?,
     }
     Ok(())
 }
@@ -353,32 +397,34 @@ fn public_jwk_from_file(path: &PathBuf) -> anyhow::Result<String> {
     Ok(SigningKey::from_pem(&text)?.public().canonical_json())
 }
 
+type Authed = InterceptedService<Channel, BearerToken>;
+
 impl RemoteArgs {
-    async fn client(
-        &self,
-    ) -> anyhow::Result<AgencyAdminServiceClient<InterceptedService<Channel, BearerToken>>> {
+    /// Whether credentials were given at all.
+    fn has_credentials(&self) -> bool {
+        self.token.is_some() || self.agency.is_some()
+    }
+
+    async fn client(&self) -> anyhow::Result<AgencyAdminServiceClient<Authed>> {
+        Ok(AgencyAdminServiceClient::new(
+            self.connect(Some("admin")).await?,
+        ))
+    }
+
+    /// A channel carrying a token: the one given, or one obtained for `scope` with the key.
+    async fn connect(&self, scope: Option<&str>) -> anyhow::Result<Authed> {
         let channel = connect(&self.server).await?;
         let token = match (&self.token, &self.agency, &self.key) {
             (Some(token), _, _) => token.clone(),
             (None, Some(agency), Some(key)) => {
                 let key = SigningKey::read(key)?;
-                issue_token(
-                    channel.clone(),
-                    agency,
-                    &key,
-                    &self.audience,
-                    Some("admin"),
-                    None,
-                )
-                .await?
-                .access_token
+                issue_token(channel.clone(), agency, &key, &self.audience, scope, None)
+                    .await?
+                    .access_token
             }
-            _ => anyhow::bail!("give --token, or --agency and --key of an administrator agency"),
+            _ => anyhow::bail!("give --token, or --agency and --key"),
         };
-        Ok(AgencyAdminServiceClient::with_interceptor(
-            channel,
-            BearerToken::new(&token)?,
-        ))
+        Ok(InterceptedService::new(channel, BearerToken::new(&token)?))
     }
 }
 
@@ -645,4 +691,141 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// One line of an audit export after the first.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExportedEntry {
+    index: u64,
+    entry: String,
+}
+
+/// The first line of an audit export.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExportedCheckpoint {
+    checkpoint: String,
+    verifier_key: String,
+}
+
+fn verification_failed(error: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("audit log verification FAILED: {error}")
+}
+
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use sinergi::audit::{checkpoint, verify};
+    use sinergi::proto::audit_service_client::AuditServiceClient;
+
+    match command {
+        AuditCommand::Checkpoint { remote } => {
+            let mut client = AuditServiceClient::new(remote.connect(None).await?);
+            let current = client
+                .get_checkpoint(proto::GetCheckpointRequest {})
+                .await?
+                .into_inner();
+            print!("{}", current.checkpoint);
+            eprintln!("verifier key: {}", current.verifier_key);
+        }
+        AuditCommand::Verify {
+            remote,
+            checkpoint: Some(saved),
+            all_entries,
+            verifier_key,
+            ..
+        } => {
+            let mut client = AuditServiceClient::new(remote.connect(None).await?);
+            let verified =
+                verify::verify_server(&mut client, &saved, verifier_key.as_deref(), all_entries)
+                    .await
+                    .map_err(verification_failed)?;
+            let previous = verified.previous_size.map_or(String::new(), |size| {
+                format!(", consistent with the saved checkpoint of {size}")
+            });
+            let recomputed = if all_entries {
+                format!(", all {} entries recomputed", verified.entries_checked)
+            } else {
+                String::new()
+            };
+            println!(
+                "audit log verified: {} entries, root {}{previous}{recomputed}",
+                verified.checkpoint.size,
+                STANDARD.encode(verified.checkpoint.root),
+            );
+        }
+        AuditCommand::Verify {
+            remote,
+            entries: Some(file),
+            verifier_key,
+            ..
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut lines = text.lines();
+            let head: ExportedCheckpoint =
+                serde_json::from_str(lines.next().unwrap_or_default())
+                    .context("the export does not start with its checkpoint")?;
+            let key = verifier_key.unwrap_or(head.verifier_key);
+            let signed = checkpoint::verify(&head.checkpoint, &key).map_err(verification_failed)?;
+            let mut entries = Vec::new();
+            for (expected, line) in lines.enumerate() {
+                let exported: ExportedEntry = serde_json::from_str(line)
+                    .with_context(|| format!("line {} of the export", expected + 2))?;
+                if exported.index != expected as u64 {
+                    return Err(verification_failed(format!(
+                        "entry {expected} is missing: first bad index {expected}"
+                    )));
+                }
+                entries.push(
+                    STANDARD
+                        .decode(&exported.entry)
+                        .with_context(|| format!("entry {expected} is not base64"))?,
+                );
+            }
+            let mut client = if remote.has_credentials() {
+                Some(AuditServiceClient::new(remote.connect(None).await?))
+            } else {
+                None
+            };
+            verify::check_against(&entries, &signed, client.as_mut())
+                .await
+                .map_err(verification_failed)?;
+            println!(
+                "audit export verified: {} entries reproduce the signed root",
+                entries.len()
+            );
+        }
+        AuditCommand::Verify { .. } => anyhow::bail!("give --checkpoint or --entries"),
+        AuditCommand::Export { remote, out } => {
+            let mut client = AuditServiceClient::new(remote.connect(None).await?);
+            let current = client
+                .get_checkpoint(proto::GetCheckpointRequest {})
+                .await?
+                .into_inner();
+            let mut lines = vec![serde_json::to_string(&ExportedCheckpoint {
+                checkpoint: current.checkpoint,
+                verifier_key: current.verifier_key,
+            })?];
+            let mut next = 0;
+            while next < current.tree_size {
+                let page = client
+                    .get_entries(proto::GetEntriesRequest {
+                        start: next,
+                        end: current.tree_size,
+                    })
+                    .await?
+                    .into_inner();
+                for entry in page.entries {
+                    lines.push(serde_json::to_string(&ExportedEntry {
+                        index: next,
+                        entry: STANDARD.encode(entry),
+                    })?);
+                    next += 1;
+                }
+            }
+            std::fs::write(&out, lines.join("\n") + "\n")
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("exported {next} entries to {}", out.display());
+        }
+    }
+    Ok(())
 }

@@ -605,3 +605,167 @@ mod faults {
             .await;
     }
 }
+
+/// Runs the `sinergi` binary with `args` and returns (success, output). It runs off the test's
+/// runtime, which serves the app it talks to.
+async fn run_cli(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sinergi"))
+            .args(args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Changing one byte of a stored entry, deleting one, or swapping two is caught by
+/// `sinergi audit verify`, which names the first bad index and exits non-zero; so is a
+/// tampered export.
+#[tokio::test]
+async fn the_verifier_catches_tampering() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let agency = app.agency(AgencyKind::Admin, &[("audit.read", &[])]).await;
+    for i in 0..4 {
+        common::create(&app, common::employer(&format!("PT Diperiksa {i}"))).await;
+    }
+    let mut auditor = AuditServiceClient::new(app.authed(&agency.token));
+    checkpoint_of_at_least(&mut auditor, 10).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("checkpoint.txt");
+    let server = format!("http://{}", app.addr);
+    let saved_text = saved.to_str().unwrap().to_owned();
+    let verify = async || {
+        run_cli(&[
+            "audit",
+            "verify",
+            "--server",
+            &server,
+            "--token",
+            &agency.token,
+            "--checkpoint",
+            &saved_text,
+            "--all-entries",
+        ])
+        .await
+    };
+    let (ok, output) = verify().await;
+    assert!(ok, "{output}");
+    assert!(output.contains("audit log verified"), "{output}");
+    assert!(saved.exists() && dir.path().join("checkpoint.key").exists());
+
+    // One byte of entry 3.
+    execute_on(
+        &app,
+        "CREATE TABLE kept AS SELECT * FROM audit_log WHERE seq IN (2, 3, 4, 5)",
+    )
+    .await;
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = CAST(substr(entry, 1, 5) AS BLOB) || \
+         CAST(char(unicode(substr(CAST(entry AS TEXT), 6, 1)) + 1) AS BLOB) || \
+         CAST(substr(entry, 7) AS BLOB) WHERE seq = 3",
+    )
+    .await;
+    let (ok, output) = verify().await;
+    assert!(!ok, "a changed byte went unnoticed: {output}");
+    assert!(output.contains("first bad index 3"), "{output}");
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 3) WHERE seq = 3",
+    )
+    .await;
+    let (ok, output) = verify().await;
+    assert!(ok, "restored: {output}");
+
+    // Entry 5 deleted.
+    execute_on(&app, "DELETE FROM audit_log WHERE seq = 5").await;
+    let (ok, output) = verify().await;
+    assert!(!ok, "a deleted entry went unnoticed: {output}");
+    assert!(output.contains("first bad index 5"), "{output}");
+    execute_on(
+        &app,
+        "INSERT INTO audit_log SELECT * FROM kept WHERE seq = 5",
+    )
+    .await;
+
+    // Entries 2 and 4 swapped.
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 4) WHERE seq = 2",
+    )
+    .await;
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 2) WHERE seq = 4",
+    )
+    .await;
+    let (ok, output) = verify().await;
+    assert!(!ok, "swapped entries went unnoticed: {output}");
+    assert!(output.contains("first bad index 2"), "{output}");
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 2) WHERE seq = 2",
+    )
+    .await;
+    execute_on(
+        &app,
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 4) WHERE seq = 4",
+    )
+    .await;
+    let (ok, output) = verify().await;
+    assert!(ok, "restored: {output}");
+
+    // An export verifies offline; a tampered export does not, and the server locates the entry.
+    let export = dir.path().join("export.jsonl");
+    let (ok, output) = run_cli(&[
+        "audit",
+        "export",
+        "--server",
+        &server,
+        "--token",
+        &agency.token,
+        "--out",
+        export.to_str().unwrap(),
+    ])
+    .await;
+    assert!(ok, "{output}");
+    let (ok, output) = run_cli(&["audit", "verify", "--entries", export.to_str().unwrap()]).await;
+    assert!(ok, "{output}");
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut line: serde_json::Value = serde_json::from_str(&lines[5]).unwrap();
+    let mut bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        line["entry"].as_str().unwrap(),
+    )
+    .unwrap();
+    bytes[4] ^= 1;
+    line["entry"] =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes).into();
+    lines[5] = line.to_string();
+    std::fs::write(&export, lines.join("\n")).unwrap();
+    let (ok, output) = run_cli(&["audit", "verify", "--entries", export.to_str().unwrap()]).await;
+    assert!(!ok, "{output}");
+    let (ok, output) = run_cli(&[
+        "audit",
+        "verify",
+        "--entries",
+        export.to_str().unwrap(),
+        "--server",
+        &server,
+        "--token",
+        &agency.token,
+    ])
+    .await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("first bad index 4"), "{output}");
+}

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod layer;
 pub mod merkle;
+pub mod verify;
 pub mod writer;
 
 use std::sync::{Arc, Mutex};

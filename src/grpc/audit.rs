@@ -202,9 +202,23 @@ impl AuditService for AuditApi {
             .audit_entries(request.start, end)
             .await
             .map_err(ApiError::from)?;
+        // Entries stop at the first gap: a missing entry is data loss, never silently skipped.
+        let contiguous: Vec<Vec<u8>> = entries
+            .into_iter()
+            .zip(request.start..)
+            .take_while(|((seq, _), expected)| seq == expected)
+            .map(|((_, bytes), _)| bytes)
+            .collect();
+        if contiguous.is_empty() {
+            tracing::error!(index = request.start, "audit entry missing");
+            return Err(Status::data_loss(format!(
+                "entry {} is missing",
+                request.start
+            )));
+        }
         Ok(Response::new(proto::GetEntriesResponse {
             start: request.start,
-            entries: entries.into_iter().map(|(_, bytes)| bytes).collect(),
+            entries: contiguous,
         }))
     }
 }
