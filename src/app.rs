@@ -106,13 +106,10 @@ impl App {
         // Stops following when serving ends, however it ends.
         let _follower = AbortOnDrop(follower);
 
-        let appended = Arc::new(tokio::sync::Notify::new());
-        let (writer, writer_task) =
-            AuditWriter::start(Arc::clone(&self.store), Arc::clone(&appended));
+        let (writer, writer_task) = AuditWriter::start(Arc::clone(&self.store));
         let _writer = AbortOnDrop(writer_task);
         let _sequencer = AbortOnDrop(tokio::spawn(Sequencer::run(
             Arc::clone(&self.store),
-            Arc::clone(&appended),
             std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
         )));
         health.set_serving::<AuditServiceServer<AuditApi>>().await;
@@ -125,7 +122,7 @@ impl App {
         let server = Server::builder()
             .http2_max_header_list_size(self.config.limits.max_header_list_bytes)
             .layer(middleware::layers(
-                AuditLayer::new(writer, appended),
+                AuditLayer::new(writer),
                 Arc::clone(&self.authenticator),
             ))
             .add_service(health_service)

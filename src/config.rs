@@ -39,7 +39,8 @@ pub struct AuditConfig {
     /// The log's name in signed checkpoints (C2SP origin, also the signing key's name). Make
     /// it unique per deployment, e.g. `sinergi.jateng.example/audit`.
     pub origin: String,
-    /// How often each replica looks for entries other replicas appended, in milliseconds.
+    /// How often each replica gives pending entries their sequence numbers, in milliseconds:
+    /// the most a new entry waits before a checkpoint can cover it.
     pub sequence_interval_ms: u64,
 }
 
@@ -47,7 +48,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             origin: "sinergi/audit".into(),
-            sequence_interval_ms: 200,
+            sequence_interval_ms: 100,
         }
     }
 }

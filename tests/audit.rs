@@ -51,6 +51,26 @@ async fn checkpoint_of_at_least(
     }
 }
 
+/// The whole log, once it satisfies `ready` (entries are sequenced moments after their calls).
+async fn entries_once(
+    client: &mut AuditServiceClient<common::Authed>,
+    ready: impl Fn(&[proto::AuditEntry]) -> bool,
+) -> Vec<proto::AuditEntry> {
+    let started = Instant::now();
+    loop {
+        let size = checkpoint_of_at_least(client, 0).await.tree_size;
+        let entries = decode(&all_entries(client, size).await);
+        if ready(&entries) {
+            return entries;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the expected entries never reached the log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn all_entries(client: &mut AuditServiceClient<common::Authed>, size: u64) -> Vec<Vec<u8>> {
     let mut entries = Vec::new();
     while (entries.len() as u64) < size {
@@ -104,24 +124,12 @@ async fn every_call_is_recorded_with_its_outcome(app: TestApp) {
         .insert("x-request-id", "read-0001".parse().unwrap());
     app.employers().get_employer(read).await.unwrap();
 
-    let events: Vec<proto::AuditEntry> = auditor
-        .list_events(proto::ListEventsRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .filter_map(|event| event.entry)
-        .collect();
-    // Listing happens after the calls were answered, and each answer waited for its entry:
-    // events are listed once sequenced, so wait for the checkpoint to cover them first.
-    let size = checkpoint_of_at_least(&mut auditor, events.len() as u64)
-        .await
-        .tree_size;
-    let entries = decode(&all_entries(&mut auditor, size).await);
+    // Every call before the read was answered before the read was made, so once the read is
+    // in the log (it is sequenced moments after it was answered), so are they.
+    let entries = entries_once(&mut auditor, |entries| {
+        entries.iter().any(|e| e.request_id == "read-0001")
+    })
+    .await;
 
     let of = |method: &str| -> Vec<&proto::AuditEntry> {
         entries

@@ -5,25 +5,31 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
 };
 
-use tokio::sync::Notify;
 use tonic::transport::server::TcpConnectInfo;
 use tower::{Layer, Service};
 
 use super::{CallAudit, writer::AuditWriter};
 
+/// Calls that carry no agency data and touch no record: health probes (made every few seconds
+/// by the orchestrator) and reflection (the published contract). Recording them would bury
+/// the calls that matter.
+const UNRECORDED_PREFIXES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
 #[derive(Clone)]
 pub struct AuditLayer {
     writer: AuditWriter,
-    appended: Arc<Notify>,
 }
 
 impl AuditLayer {
-    pub fn new(writer: AuditWriter, appended: Arc<Notify>) -> Self {
-        Self { writer, appended }
+    pub fn new(writer: AuditWriter) -> Self {
+        Self { writer }
     }
 }
 
@@ -34,7 +40,6 @@ impl<S> Layer<S> for AuditLayer {
         Audit {
             inner,
             writer: self.writer.clone(),
-            appended: Arc::clone(&self.appended),
         }
     }
 }
@@ -43,7 +48,6 @@ impl<S> Layer<S> for AuditLayer {
 pub struct Audit<S> {
     inner: S,
     writer: AuditWriter,
-    appended: Arc<Notify>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -87,6 +91,12 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if UNRECORDED_PREFIXES
+            .iter()
+            .any(|prefix| request.uri().path().starts_with(prefix))
+        {
+            return Box::pin(self.inner.call(request));
+        }
         let peer = request
             .extensions()
             .get::<TcpConnectInfo>()
@@ -102,11 +112,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let writer = self.writer.clone();
-        let appended = Arc::clone(&self.appended);
         Box::pin(async move {
             let response = inner.call(request).await?;
             if audit.is_recorded() {
-                appended.notify_one();
                 return Ok(response);
             }
             match writer

@@ -8,15 +8,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::PendingEntry;
 use crate::store::{Store, StoreError};
 
 /// Entries appended by one transaction at most.
 const MAX_BATCH: usize = 1024;
-/// Entries sequenced by one transaction at most.
-const SEQUENCE_BATCH: u32 = 2000;
+/// Entries sequenced by one transaction at most: small enough that a round never holds the
+/// write lock long enough to show in the latency of the calls waiting behind it.
+const SEQUENCE_BATCH: u32 = 500;
 
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 
@@ -26,11 +27,8 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer task; `appended` is notified after every batch.
-    pub fn start(
-        store: Arc<dyn Store>,
-        appended: Arc<Notify>,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task.
+    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, mut queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -40,7 +38,6 @@ impl AuditWriter {
                 if let Err(error) = &result {
                     tracing::error!(%error, entries = entries.len(), "audit entries not stored");
                 }
-                appended.notify_one();
                 for waiter in waiters {
                     let _ = waiter.send(match &result {
                         Ok(()) => Ok(()),
@@ -68,18 +65,23 @@ impl AuditWriter {
 pub struct Sequencer;
 
 impl Sequencer {
-    /// Sequences pending entries until the task is dropped: at once when this replica appended
-    /// some, otherwise every `interval` (entries of other replicas).
-    pub async fn run(store: Arc<dyn Store>, appended: Arc<Notify>, interval: Duration) {
+    /// Sequences pending entries every `interval` until the task is dropped. Working in
+    /// rounds rather than after every append keeps batches large and leaves the database's
+    /// write lock to the calls most of the time.
+    pub async fn run(store: Arc<dyn Store>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match store.sequence_audit(SEQUENCE_BATCH).await {
-                Ok(count) if count > 0 => continue,
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "cannot sequence audit entries"),
-            }
-            tokio::select! {
-                () = appended.notified() => {}
-                () = tokio::time::sleep(interval) => {}
+            ticker.tick().await;
+            loop {
+                match store.sequence_audit(SEQUENCE_BATCH).await {
+                    Ok(count) if count == u64::from(SEQUENCE_BATCH) => continue,
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot sequence audit entries");
+                        break;
+                    }
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use std::{
 };
 
 use clap::{Parser, ValueEnum};
+use sinergi::audit::{PendingEntry, merkle, writer::AuditWriter};
 use sinergi::{
     app::App,
     auth::{Authenticator, bootstrap_admin, keys::SigningKey},
@@ -23,7 +24,7 @@ use sinergi::{
         self, GetEmployerRequest, UpsertEmployerRequest,
         employer_service_client::EmployerServiceClient, get_employer_request::Key,
     },
-    store::{self, postgres::ScratchDatabase},
+    store::{self, Store, postgres::ScratchDatabase},
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::service::interceptor::InterceptedService;
@@ -56,6 +57,9 @@ struct Args {
     /// Client connections the calls are spread over.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Entries the audit log is filled to before proof generation is timed.
+    #[arg(long, default_value_t = 100_000)]
+    proof_log_size: u64,
 }
 
 /// What one measurement saw.
@@ -241,6 +245,110 @@ async fn main() -> anyhow::Result<()> {
     outcome
 }
 
+fn bench_audit_entry(i: u64) -> PendingEntry {
+    let entry = proto::AuditEntry {
+        time_unix_micros: 1_700_000_000_000_000 + i as i64,
+        agency_id: "bench-disnaker".into(),
+        subject: "00000000-0000-4000-8000-000000000000".into(),
+        method: "/sinergi.v1.EmployerService/GetEmployer".into(),
+        decision: proto::Decision::Allowed.into(),
+        resource_ids: vec![format!("employer-{}", i % 5000)],
+        peer: "127.0.0.1:40000".into(),
+        ..Default::default()
+    };
+    PendingEntry {
+        bytes: prost::Message::encode_to_vec(&entry),
+        time_us: entry.time_unix_micros,
+        agency: entry.agency_id.clone(),
+        method: entry.method.clone(),
+        decision: "allowed",
+        status_code: 0,
+        is_write: false,
+        resources: entry.resource_ids.clone(),
+    }
+}
+
+/// Entries per second that `concurrency` callers get durably appended through group commit.
+async fn audit_append(
+    store: Arc<dyn Store>,
+    concurrency: usize,
+    duration: Duration,
+) -> (u64, Duration) {
+    let (writer, task) = AuditWriter::start(Arc::clone(&store));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let callers: Vec<_> = (0..concurrency as u64)
+        .map(|caller| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let mut appended = 0u64;
+                while Instant::now() < deadline {
+                    if writer
+                        .append(bench_audit_entry(caller << 32 | appended))
+                        .await
+                        .is_ok()
+                    {
+                        appended += 1;
+                    }
+                }
+                appended
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for caller in callers {
+        total += caller.await.unwrap_or(0);
+    }
+    let elapsed = started.elapsed();
+    task.abort();
+    (total, elapsed)
+}
+
+/// Fills the log to `size` entries, then times inclusion and consistency proofs (storage reads
+/// included) at random positions; returns the median and p99 of each.
+async fn proof_generation(store: Arc<dyn Store>, size: u64) -> anyhow::Result<[Duration; 4]> {
+    let (mut current, _) = store.audit_head().await?;
+    while current < size {
+        let batch: Vec<PendingEntry> = (current..size.min(current + 2000))
+            .map(bench_audit_entry)
+            .collect();
+        store.append_audit(&batch).await?;
+        while store.sequence_audit(2000).await? > 0 {}
+        current = store.audit_head().await?.0;
+    }
+    let mut inclusion = Vec::new();
+    let mut consistency = Vec::new();
+    let mut seed = 7u64;
+    for _ in 0..500 {
+        seed = xorshift(seed);
+        let index = seed % current;
+        let started = Instant::now();
+        let nodes = store
+            .audit_nodes(&merkle::inclusion_nodes(index, current))
+            .await?;
+        let proof = merkle::inclusion_proof(index, current, &nodes);
+        inclusion.push(started.elapsed());
+        anyhow::ensure!(proof.is_some(), "inclusion proof nodes missing");
+        let old = 1 + seed % current;
+        let started = Instant::now();
+        let nodes = store
+            .audit_nodes(&merkle::consistency_nodes(old, current))
+            .await?;
+        let proof = merkle::consistency_proof(old, current, &nodes);
+        consistency.push(started.elapsed());
+        anyhow::ensure!(proof.is_some(), "consistency proof nodes missing");
+    }
+    inclusion.sort_unstable();
+    consistency.sort_unstable();
+    let at = |v: &[Duration], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Ok([
+        at(&inclusion, 0.5),
+        at(&inclusion, 0.99),
+        at(&consistency, 0.5),
+        at(&consistency, 0.99),
+    ])
+}
+
 /// Median cost of authenticating a call whose token was verified before (the cache hit every
 /// call after an agency's first takes), in batches so the clock is read rarely.
 async fn cached_verification(
@@ -383,6 +491,30 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     println!(
         "cached token verification: median {:.2} µs per call",
         cached.as_secs_f64() * 1e6
+    );
+
+    let store = store::connect(&config).await?;
+    let (appended, elapsed) = audit_append(Arc::clone(&store), args.concurrency, duration).await;
+    println!(
+        "audit append (group commit, {} callers): {appended} entries in {:.2} s = {:.0} entries/s",
+        args.concurrency,
+        elapsed.as_secs_f64(),
+        appended as f64 / elapsed.as_secs_f64(),
+    );
+    let [
+        inclusion_p50,
+        inclusion_p99,
+        consistency_p50,
+        consistency_p99,
+    ] = proof_generation(store, args.proof_log_size).await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "proofs at {} entries: inclusion p50 {:.3} ms p99 {:.3} ms; consistency p50 {:.3} ms p99 {:.3} ms",
+        args.proof_log_size,
+        ms(inclusion_p50),
+        ms(inclusion_p99),
+        ms(consistency_p50),
+        ms(consistency_p99),
     );
 
     let _ = stop.send(());

@@ -21,7 +21,11 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
-    const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1";
+    // A write as the transaction's first statement takes SQLite's write lock at once, so two
+    // sequencers (another process on the same file) wait for each other instead of one
+    // failing on a stale read.
+    const LOCK_AUDIT_HEAD: &'static str =
+        "UPDATE audit_head SET size = size WHERE id = 1 RETURNING size";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
     /// Opens (creating if needed) `sinergi.db` inside `dir`, creating the directory too.
