@@ -212,8 +212,11 @@ impl Config {
             .merge(
                 Env::prefixed("SINERGI_")
                     .split("__")
-                    // Read by the command line itself, not settings.
-                    .ignore(&["config"]),
+                    // Read by the command line itself (the config file, and the client
+                    // commands' server and credentials), not settings.
+                    .ignore(&[
+                        "config", "server", "agency", "key_file", "token", "audience",
+                    ]),
             )
             .merge(Serialized::defaults(overrides))
             .extract()
@@ -254,6 +257,17 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/x"));
         assert_eq!(config.database.max_connections, 3);
+    }
+
+    #[test]
+    fn client_variables_are_not_settings() {
+        // Set for this process only: nothing else in these tests reads them.
+        // SAFETY: no other thread of this test binary reads or writes these variables.
+        unsafe {
+            std::env::set_var("SINERGI_AGENCY", "sinergi-admin");
+            std::env::set_var("SINERGI_KEY_FILE", "admin.pem");
+        }
+        assert!(Config::load(None, &Overrides::default()).is_ok());
     }
 
     #[test]
