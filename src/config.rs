@@ -260,17 +260,6 @@ mod tests {
     }
 
     #[test]
-    fn client_variables_are_not_settings() {
-        // Set for this process only: nothing else in these tests reads them.
-        // SAFETY: no other thread of this test binary reads or writes these variables.
-        unsafe {
-            std::env::set_var("SINERGI_AGENCY", "sinergi-admin");
-            std::env::set_var("SINERGI_KEY_FILE", "admin.pem");
-        }
-        assert!(Config::load(None, &Overrides::default()).is_ok());
-    }
-
-    #[test]
     fn unknown_keys_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sinergi.toml");

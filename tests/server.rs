@@ -130,10 +130,14 @@ async fn the_command_line_migrates_serves_and_stops_on_sigterm() {
     let data_dir = tempfile::tempdir().unwrap();
     let binary = env!("CARGO_BIN_EXE_sinergi");
 
+    // The client commands' variables may be set in the same shell; they are not settings.
     let migrate = Command::new(binary)
         .args(["migrate", "--data-dir"])
         .arg(data_dir.path())
         .env("SINERGI_LOG__FORMAT", "json")
+        .env("SINERGI_AGENCY", "sinergi-admin")
+        .env("SINERGI_KEY_FILE", "admin.pem")
+        .env("SINERGI_SERVER", "http://127.0.0.1:50051")
         .output()
         .unwrap();
     assert!(migrate.status.success(), "{migrate:?}");

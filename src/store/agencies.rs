@@ -254,7 +254,7 @@ macro_rules! sql_store_agencies {
                 actor: &$crate::domain::agency::AgencyId,
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Agency, $crate::store::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let created = Self::insert_agency(&mut tx, agency, actor).await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 Self::bump_auth_version(&mut tx).await?;
@@ -271,7 +271,7 @@ macro_rules! sql_store_agencies {
                 use $crate::domain::agency::{AgencyKind, NewGrant};
                 use $crate::domain::scope::Scope;
 
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 let admins: i64 =
                     sqlx::query_scalar("SELECT COUNT(*) FROM agencies WHERE kind = $1")
                         .bind(AgencyKind::Admin.as_str())
@@ -339,7 +339,7 @@ macro_rules! sql_store_agencies {
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Agency, $crate::store::StoreError> {
                 use $crate::store::agencies::{AGENCY_COLUMNS, AgencyRow};
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE agencies SET disabled_at = $2, disabled_by = $3 \
@@ -369,7 +369,7 @@ macro_rules! sql_store_agencies {
                 actor: &$crate::domain::agency::AgencyId,
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::AgencyKey, $crate::store::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 Self::require_agency(&mut tx, &key.agency_id).await?;
                 let registered = Self::insert_key(&mut tx, key, actor).await?;
@@ -386,7 +386,7 @@ macro_rules! sql_store_agencies {
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::AgencyKey, $crate::store::StoreError> {
                 use $crate::store::agencies::{KEY_COLUMNS, KeyRow};
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE agency_keys SET revoked_at = $3, revoked_by = $4 \
@@ -432,7 +432,7 @@ macro_rules! sql_store_agencies {
                 actor: &$crate::domain::agency::AgencyId,
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Grant, $crate::store::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::require_agency(&mut tx, &grant.agency_id).await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 let created = Self::insert_grant(&mut tx, grant, actor).await?;
@@ -448,7 +448,7 @@ macro_rules! sql_store_agencies {
                 audit: &$crate::audit::PendingEntry,
             ) -> Result<$crate::domain::agency::Grant, $crate::store::StoreError> {
                 use $crate::store::agencies::{GRANT_COLUMNS, GrantRow};
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(audit)).await?;
                 sqlx::query(
                     "UPDATE grants SET revoked_at = $2, revoked_by = $3 \
@@ -544,7 +544,7 @@ macro_rules! sql_store_agencies {
                 jti: &str,
                 expires_at: time::OffsetDateTime,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("DELETE FROM assertion_jtis WHERE expires_at < $1")
                     .bind($crate::store::now_micros())
                     .execute(&mut *tx)

@@ -1,7 +1,7 @@
 //! The [`AuditStore`](super::AuditStore) implementation shared by both backends, instantiated by
 //! `sql_store_audit!(StoreType, DatabaseType)`. The store type provides
 //! `LOCK_AUDIT_HEAD`, the statement that reads the tree head and, on PostgreSQL, locks it so
-//! only one replica sequences at a time (SQLite has a single writer already).
+//! only one replica sequences at a time (SQLite write transactions hold the file's write lock).
 
 macro_rules! sql_store_audit {
     ($store:ty, $db:ty) => {
@@ -39,7 +39,7 @@ macro_rules! sql_store_audit {
                 &self,
                 entries: &[$crate::audit::PendingEntry],
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
                 Self::insert_audit_entries(&mut tx, entries).await?;
                 tx.commit().await?;
                 Ok(())
@@ -49,7 +49,14 @@ macro_rules! sql_store_audit {
                 use $crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
                 use $crate::store::StoreError;
 
-                let mut tx = self.writer().begin().await?;
+                // Most rounds find nothing to do: find that out without taking the lock.
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending LIMIT 1")
+                    .fetch_optional(self.reader())
+                    .await?;
+                if waiting.is_none() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_write().await?;
                 let size: i64 = sqlx::query_scalar(Self::LOCK_AUDIT_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;

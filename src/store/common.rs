@@ -14,7 +14,7 @@ macro_rules! sql_store_common {
                 use $crate::domain::employer::{Employer, etag_of, fold_name};
                 use $crate::store::{StoreError, UpsertOutcome, now_micros};
 
-                let mut tx = self.writer().begin().await?;
+                let mut tx = self.begin_write().await?;
 
                 if let Some(key) = &command.idempotency {
                     let previous: Option<(String, Vec<u8>, String)> = sqlx::query_as(

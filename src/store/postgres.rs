@@ -34,6 +34,10 @@ impl PostgresStore {
         &self.pool
     }
 
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

@@ -21,11 +21,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
-    // A write as the transaction's first statement takes SQLite's write lock at once, so two
-    // sequencers (another process on the same file) wait for each other instead of one
-    // failing on a stale read.
-    const LOCK_AUDIT_HEAD: &'static str =
-        "UPDATE audit_head SET size = size WHERE id = 1 RETURNING size";
+    // Write transactions already hold the write lock (`begin_write`).
+    const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
     /// Opens (creating if needed) `sinergi.db` inside `dir`, creating the directory too.
@@ -66,6 +63,13 @@ impl SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// Starts a write transaction holding SQLite's write lock from the first statement, so a
+    /// transaction that reads before it writes waits for another writer (another process on
+    /// the same file) instead of failing when it upgrades.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     fn reader(&self) -> &SqlitePool {
