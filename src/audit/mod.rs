@@ -37,6 +37,22 @@ pub struct PendingEntry {
     pub resources: Vec<String>,
 }
 
+impl PendingEntry {
+    /// The stored form of `entry`: its canonical bytes and the columns it is searched by.
+    pub fn from_entry(entry: &proto::AuditEntry) -> Self {
+        Self {
+            bytes: entry.encode_to_vec(),
+            time_us: entry.time_unix_micros,
+            agency: entry.agency_id.clone(),
+            method: entry.method.clone(),
+            decision: decision_name(entry.decision()),
+            status_code: entry.status_code,
+            is_write: !entry.request_sha256.is_empty(),
+            resources: entry.resource_ids.clone(),
+        }
+    }
+}
+
 /// The decision recorded for a gRPC status code.
 pub fn decision_of(code: i32) -> proto::Decision {
     use tonic::Code;
@@ -133,15 +149,12 @@ impl CallAudit {
         detail: Option<String>,
     ) -> PendingEntry {
         let state = self.state();
-        let decision = decision_of(status_code);
-        let agency = state.agency.clone().unwrap_or_else(|| ANONYMOUS.to_owned());
-        let time_us = (self.started.unix_timestamp_nanos() / 1_000) as i64;
         let entry = proto::AuditEntry {
-            time_unix_micros: time_us,
-            agency_id: agency.clone(),
+            time_unix_micros: (self.started.unix_timestamp_nanos() / 1_000) as i64,
+            agency_id: state.agency.clone().unwrap_or_else(|| ANONYMOUS.to_owned()),
             subject: state.subject.clone(),
             method: self.method.clone(),
-            decision: decision.into(),
+            decision: decision_of(status_code).into(),
             status_code,
             purpose: state.purpose.clone(),
             request_id: state.request_id.clone(),
@@ -150,16 +163,7 @@ impl CallAudit {
             request_sha256: request_sha256.map(|d| d.to_vec()).unwrap_or_default(),
             detail: detail.unwrap_or_default(),
         };
-        PendingEntry {
-            bytes: entry.encode_to_vec(),
-            time_us,
-            agency,
-            method: self.method.clone(),
-            decision: decision_name(decision),
-            status_code,
-            is_write: request_sha256.is_some(),
-            resources: state.resources.clone(),
-        }
+        PendingEntry::from_entry(&entry)
     }
 
     /// Says the call's entry was committed with its change, so the layer adds no other.

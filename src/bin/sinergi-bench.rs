@@ -256,16 +256,7 @@ fn bench_audit_entry(i: u64) -> PendingEntry {
         peer: "127.0.0.1:40000".into(),
         ..Default::default()
     };
-    PendingEntry {
-        bytes: prost::Message::encode_to_vec(&entry),
-        time_us: entry.time_unix_micros,
-        agency: entry.agency_id.clone(),
-        method: entry.method.clone(),
-        decision: "allowed",
-        status_code: 0,
-        is_write: false,
-        resources: entry.resource_ids.clone(),
-    }
+    PendingEntry::from_entry(&entry)
 }
 
 /// Entries per second that `concurrency` callers get durably appended through group commit.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use serde_json::json;
 
 use super::{call_audit, convert, principal, split_page};
-use crate::audit::digest;
+use crate::audit::{CallAudit, PendingEntry, digest};
 use crate::auth::{jwk::PublicJwk, registry::AuthRegistry};
 use crate::domain::agency::{AgencyId, NewAgency, NewGrant, display_name};
 use crate::domain::paging::{decode_token, page_size};
@@ -36,11 +36,25 @@ impl AgencyAdminApi {
         Ok(principal.agency_id().clone())
     }
 
-    /// Makes this replica see its own change at once; the others follow within a poll.
-    async fn changed(&self) {
+    /// Makes a change through `write`, which commits it together with the call's audit entry
+    /// (the request's digest and `detail`, what changed); then lets this replica see the
+    /// change at once; the others follow within a poll.
+    async fn change<T, Fut>(
+        &self,
+        audit: &CallAudit,
+        request_sha256: [u8; 32],
+        detail: serde_json::Value,
+        write: impl FnOnce(PendingEntry) -> Fut,
+    ) -> Result<T, ApiError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let changed = write(audit.entry(0, Some(request_sha256), Some(detail.to_string()))).await?;
+        audit.mark_recorded();
         if let Err(error) = self.registry.refresh().await {
             tracing::warn!(%error, "cannot reload agencies after a change");
         }
+        Ok(changed)
     }
 }
 
@@ -84,23 +98,22 @@ impl AgencyAdminService for AgencyAdminApi {
             "kind": kind.as_str(), "display_name": display_name,
             "home_region": home_region.as_ref().map(|r| r.as_str()),
         });
-        let entry = audit.entry(0, Some(request_sha256), Some(detail.to_string()));
         let created = self
-            .store
-            .create_agency(
-                &NewAgency {
-                    id,
-                    kind,
-                    display_name,
-                    home_region,
-                },
-                &actor,
-                &entry,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, request_sha256, detail, |entry| async move {
+                self.store
+                    .create_agency(
+                        &NewAgency {
+                            id,
+                            kind,
+                            display_name,
+                            home_region,
+                        },
+                        &actor,
+                        &entry,
+                    )
+                    .await
+            })
+            .await?;
         Ok(Response::new(proto::CreateAgencyResponse {
             agency: Some(convert::agency(created)),
         }))
@@ -167,14 +180,11 @@ impl AgencyAdminService for AgencyAdminApi {
         audit.touch(id.as_str());
         let detail =
             json!({"action": "disable_agency", "by": actor.as_str(), "agency": id.as_str()});
-        let entry = audit.entry(0, Some(digest(&message)), Some(detail.to_string()));
         let agency = self
-            .store
-            .disable_agency(&id, &actor, &entry)
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, digest(&message), detail, |entry| async move {
+                self.store.disable_agency(&id, &actor, &entry).await
+            })
+            .await?;
         Ok(Response::new(proto::DisableAgencyResponse {
             agency: Some(convert::agency(agency)),
         }))
@@ -200,23 +210,22 @@ impl AgencyAdminService for AgencyAdminApi {
             "action": "register_key", "by": actor.as_str(), "agency": agency_id.as_str(),
             "kid": kid, "alg": jwk.algorithm.as_str(),
         });
-        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let key = self
-            .store
-            .register_key(
-                &NewKey {
-                    agency_id,
-                    kid,
-                    algorithm: jwk.algorithm,
-                    public_jwk: jwk.canonical_json(),
-                },
-                &actor,
-                &entry,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, digest(&request), detail, |entry| async move {
+                self.store
+                    .register_key(
+                        &NewKey {
+                            agency_id,
+                            kid,
+                            algorithm: jwk.algorithm,
+                            public_jwk: jwk.canonical_json(),
+                        },
+                        &actor,
+                        &entry,
+                    )
+                    .await
+            })
+            .await?;
         Ok(Response::new(proto::RegisterKeyResponse {
             key: Some(convert::agency_key(key)),
         }))
@@ -238,14 +247,13 @@ impl AgencyAdminService for AgencyAdminApi {
         let detail = json!({
             "action": "revoke_key", "by": actor.as_str(), "agency": agency.as_str(), "kid": request.kid,
         });
-        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let key = self
-            .store
-            .revoke_key(&agency, &request.kid, &actor, &entry)
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, digest(&request), detail, |entry| async move {
+                self.store
+                    .revoke_key(&agency, &request.kid, &actor, &entry)
+                    .await
+            })
+            .await?;
         Ok(Response::new(proto::RevokeKeyResponse {
             key: Some(convert::agency_key(key)),
         }))
@@ -321,14 +329,11 @@ impl AgencyAdminService for AgencyAdminApi {
             "programmes": grant.programmes.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             "expires_at": grant.expires_at.map(|at| at.unix_timestamp()),
         });
-        let entry = audit.entry(0, Some(digest(&request)), Some(detail.to_string()));
         let grant = self
-            .store
-            .grant_scope(&grant, &actor, &entry)
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, digest(&request), detail, |entry| async move {
+                self.store.grant_scope(&grant, &actor, &entry).await
+            })
+            .await?;
         Ok(Response::new(proto::GrantScopeResponse {
             grant: Some(convert::grant(grant)),
         }))
@@ -345,14 +350,11 @@ impl AgencyAdminService for AgencyAdminApi {
         audit.touch(id.to_string());
         let detail =
             json!({"action": "revoke_grant", "by": actor.as_str(), "grant": id.to_string()});
-        let entry = audit.entry(0, Some(digest(&message)), Some(detail.to_string()));
         let grant = self
-            .store
-            .revoke_grant(id, &actor, &entry)
-            .await
-            .map_err(ApiError::from)?;
-        audit.mark_recorded();
-        self.changed().await;
+            .change(&audit, digest(&message), detail, |entry| async move {
+                self.store.revoke_grant(id, &actor, &entry).await
+            })
+            .await?;
         Ok(Response::new(proto::RevokeGrantResponse {
             grant: Some(convert::grant(grant)),
         }))
