@@ -398,16 +398,7 @@ fn fixed_entry(i: u64) -> PendingEntry {
         resource_ids: vec![format!("employer-{i}")],
         ..Default::default()
     };
-    PendingEntry {
-        bytes: entry.encode_to_vec(),
-        time_us: entry.time_unix_micros,
-        agency: entry.agency_id.clone(),
-        method: entry.method.clone(),
-        decision: "allowed",
-        status_code: 0,
-        is_write: false,
-        resources: entry.resource_ids.clone(),
-    }
+    PendingEntry::from_entry(&entry)
 }
 
 const PINNED_SIZES: [u64; 8] = [1, 2, 3, 7, 96, 871, 1000, 1024];
@@ -614,6 +605,14 @@ mod faults {
     }
 }
 
+/// Puts the entry kept from sequence number `from` at sequence number `to`.
+async fn copy_kept_entry(app: &TestApp, from: u64, to: u64) {
+    let sql = format!(
+        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = {from}) WHERE seq = {to}"
+    );
+    execute_on(app, &sql).await;
+}
+
 /// Runs the `sinergi` binary with `args` and returns (success, output). It runs off the test's
 /// runtime, which serves the app it talks to.
 async fn run_cli(args: &[&str]) -> (bool, String) {
@@ -686,11 +685,7 @@ async fn the_verifier_catches_tampering() {
     let (ok, output) = verify().await;
     assert!(!ok, "a changed byte went unnoticed: {output}");
     assert!(output.contains("first bad index 3"), "{output}");
-    execute_on(
-        &app,
-        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 3) WHERE seq = 3",
-    )
-    .await;
+    copy_kept_entry(&app, 3, 3).await;
     let (ok, output) = verify().await;
     assert!(ok, "restored: {output}");
 
@@ -706,29 +701,13 @@ async fn the_verifier_catches_tampering() {
     .await;
 
     // Entries 2 and 4 swapped.
-    execute_on(
-        &app,
-        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 4) WHERE seq = 2",
-    )
-    .await;
-    execute_on(
-        &app,
-        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 2) WHERE seq = 4",
-    )
-    .await;
+    copy_kept_entry(&app, 4, 2).await;
+    copy_kept_entry(&app, 2, 4).await;
     let (ok, output) = verify().await;
     assert!(!ok, "swapped entries went unnoticed: {output}");
     assert!(output.contains("first bad index 2"), "{output}");
-    execute_on(
-        &app,
-        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 2) WHERE seq = 2",
-    )
-    .await;
-    execute_on(
-        &app,
-        "UPDATE audit_log SET entry = (SELECT entry FROM kept WHERE kept.seq = 4) WHERE seq = 4",
-    )
-    .await;
+    copy_kept_entry(&app, 2, 2).await;
+    copy_kept_entry(&app, 4, 4).await;
     let (ok, output) = verify().await;
     assert!(ok, "restored: {output}");
 

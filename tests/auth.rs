@@ -580,20 +580,24 @@ async fn bad_access_tokens_are_unauthenticated(app: TestApp) {
     assert_eq!(registered_employer_count(&app).await, before);
 }
 
-async fn a_revoked_grant_stops_a_live_token_within_two_seconds(app: TestApp) {
-    let agency = app
-        .agency(AgencyKind::Disnaker, &[("employers.read", &["33.75"])])
-        .await;
-    let grants = app
-        .admin_client()
+/// The agency's grants in force.
+async fn grants_of(app: &TestApp, agency_id: &str) -> Vec<proto::Grant> {
+    app.admin_client()
         .list_grants(proto::ListGrantsRequest {
-            agency_id: agency.id.clone(),
+            agency_id: agency_id.to_owned(),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner()
-        .grants;
+        .grants
+}
+
+async fn a_revoked_grant_stops_a_live_token_within_two_seconds(app: TestApp) {
+    let agency = app
+        .agency(AgencyKind::Disnaker, &[("employers.read", &["33.75"])])
+        .await;
+    let grants = grants_of(&app, &agency.id).await;
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].granted_by, app.admin.id);
     let mut client = app.employers_as(&agency.token);
@@ -773,17 +777,7 @@ async fn a_revocation_reaches_another_replica_within_two_seconds() {
         .list_employers(proto::ListEmployersRequest::default())
         .await
         .expect("the replica accepts the token");
-    let grant = first
-        .admin_client()
-        .list_grants(proto::ListGrantsRequest {
-            agency_id: agency.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grants
-        .remove(0);
+    let grant = grants_of(&first, &agency.id).await.remove(0);
     first
         .admin_client()
         .revoke_grant(proto::RevokeGrantRequest { id: grant.id })

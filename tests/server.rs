@@ -23,58 +23,37 @@ async fn health_status(channel: Channel, service: &str) -> ServingStatus {
     ServingStatus::try_from(response.status).expect("known status")
 }
 
-async fn listed_services_v1(app: &TestApp) -> Vec<String> {
-    use v1::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(app.channel.clone())
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection v1")
-        .into_inner();
-    match responses
-        .message()
-        .await
-        .expect("answer")
-        .and_then(|r| r.message_response)
-    {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            list.service.into_iter().map(|s| s.name).collect()
+/// The services listed by one version of the reflection protocol; the two versions have the
+/// same messages in different packages.
+macro_rules! listed_services {
+    ($version:ident, $channel:expr) => {{
+        use $version::{
+            server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let request = $version::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::once(request))
+            .await
+            .expect("reflection")
+            .into_inner();
+        match responses
+            .message()
+            .await
+            .expect("answer")
+            .and_then(|r| r.message_response)
+        {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<String>>(),
+            other => panic!("unexpected reflection answer {other:?}"),
         }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
-}
-
-async fn listed_services_v1alpha(app: &TestApp) -> Vec<String> {
-    use v1alpha::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(app.channel.clone())
-        .server_reflection_info(tokio_stream::once(request))
-        .await
-        .expect("reflection v1alpha")
-        .into_inner();
-    match responses
-        .message()
-        .await
-        .expect("answer")
-        .and_then(|r| r.message_response)
-    {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            list.service.into_iter().map(|s| s.name).collect()
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    }};
 }
 
 async fn health_reports_serving(app: TestApp) {
@@ -90,8 +69,8 @@ async fn health_reports_serving(app: TestApp) {
 
 async fn reflection_lists_the_services_in_both_versions(app: TestApp) {
     for services in [
-        listed_services_v1(&app).await,
-        listed_services_v1alpha(&app).await,
+        listed_services!(v1, app.channel.clone()),
+        listed_services!(v1alpha, app.channel.clone()),
     ] {
         for expected in [
             "sinergi.v1.EmployerService",
