@@ -14,15 +14,17 @@ use crate::audit::{
 };
 use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
 use crate::config::Config;
+use crate::feed::FeedHub;
 use crate::grpc::{
     FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
-    employer::EmployerApi,
+    compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi,
 };
 use crate::middleware;
 use crate::proto::{
     agency_admin_service_server::AgencyAdminServiceServer,
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
-    employer_service_server::EmployerServiceServer,
+    compliance_service_server::ComplianceServiceServer,
+    employer_service_server::EmployerServiceServer, feed_service_server::FeedServiceServer,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -106,13 +108,24 @@ impl App {
         // Stops following when serving ends, however it ends.
         let _follower = AbortOnDrop(follower);
 
+        let feed = FeedHub::new(self.store.feed_head().await?);
+        let _feed_follower = AbortOnDrop(tokio::spawn(Arc::clone(&feed).follow(
+            Arc::clone(&self.store),
+            std::time::Duration::from_millis(self.config.feed.poll_interval_ms.max(10)),
+        )));
+
         let (writer, writer_task) = AuditWriter::start(Arc::clone(&self.store));
         let _writer = AbortOnDrop(writer_task);
         let _sequencer = AbortOnDrop(tokio::spawn(Sequencer::run(
             Arc::clone(&self.store),
             std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
+            Arc::clone(&feed),
         )));
         health.set_serving::<AuditServiceServer<AuditApi>>().await;
+        health
+            .set_serving::<ComplianceServiceServer<ComplianceApi>>()
+            .await;
+        health.set_serving::<FeedServiceServer<FeedApi>>().await;
 
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.
         let reflection_v1 = reflection().build_v1()?;
@@ -133,7 +146,16 @@ impl App {
             ))))
             .add_service(AgencyAdminServiceServer::new(AgencyAdminApi::new(
                 Arc::clone(&self.store),
+                Arc::clone(&registry),
+            )))
+            .add_service(ComplianceServiceServer::new(ComplianceApi::new(
+                Arc::clone(&self.store),
+            )))
+            .add_service(FeedServiceServer::new(FeedApi::new(
+                Arc::clone(&self.store),
+                feed,
                 registry,
+                self.config.feed.clone(),
             )))
             .add_service(AuditServiceServer::new(AuditApi::new(
                 Arc::clone(&self.store),
@@ -167,6 +189,10 @@ impl App {
         health
             .set_not_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
             .await;
+        health
+            .set_not_serving::<ComplianceServiceServer<ComplianceApi>>()
+            .await;
+        health.set_not_serving::<FeedServiceServer<FeedApi>>().await;
         let _ = stop_accepting.send(());
         match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
             Ok(result) => result?,

@@ -29,6 +29,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub feed: FeedConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
 }
@@ -49,6 +50,33 @@ impl Default for AuditConfig {
         Self {
             origin: "sinergi/audit".into(),
             sequence_interval_ms: 100,
+        }
+    }
+}
+
+/// The change feed (`FeedService.Watch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// How often each replica looks for events numbered by any replica, in milliseconds: the
+    /// most an event written through another replica waits before subscribers here see it.
+    pub poll_interval_ms: u64,
+    /// A stream with nothing to send gets a heartbeat this often, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// Messages queued per stream for a client that reads slowly.
+    pub subscriber_queue: usize,
+    /// How long a full queue may stay full before the stream is ended with RESOURCE_EXHAUSTED
+    /// (telling the client where to resume), in milliseconds.
+    pub slow_subscriber_timeout_ms: u64,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 200,
+            heartbeat_interval_ms: 15_000,
+            subscriber_queue: 256,
+            slow_subscriber_timeout_ms: 30_000,
         }
     }
 }
@@ -155,6 +183,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            feed: FeedConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
         }

@@ -26,6 +26,9 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(AuthError),
+    /// A feed subscriber stopped reading for too long; it resumes after `resume_after`.
+    #[error("the subscriber fell behind")]
+    SubscriberTooSlow { resume_after: u64 },
 }
 
 impl From<AuthError> for ApiError {
@@ -107,6 +110,15 @@ impl From<ApiError> for Status {
                 HashMap::new(),
             ),
             ApiError::Auth(AuthError::Store(error)) => ApiError::Store(error).into(),
+            ApiError::SubscriberTooSlow { resume_after } => with_info(
+                Code::ResourceExhausted,
+                format!(
+                    "the stream was not read for too long; resume with after_cursor = \
+                     {resume_after}"
+                ),
+                "SUBSCRIBER_TOO_SLOW",
+                HashMap::from([("resume_after".into(), resume_after.to_string())]),
+            ),
             ApiError::Store(StoreError::NotFound(what)) => with_info(
                 Code::NotFound,
                 format!("{what} not found"),
@@ -157,6 +169,17 @@ impl From<ApiError> for Status {
             ApiError::Store(StoreError::OutsideRegion(region)) => with_info(
                 Code::PermissionDenied,
                 format!("the record lies in region {region}, outside the caller's grant"),
+                "PERMISSION_DENIED",
+                HashMap::new(),
+            ),
+            ApiError::Store(StoreError::UnknownEmployer { index }) => {
+                ApiError::invalid(format!("items[{index}].employer_id"), "no such employer").into()
+            }
+            ApiError::Store(StoreError::ItemOutsideRegion { index, region }) => with_info(
+                Code::PermissionDenied,
+                format!(
+                    "item {index}: the employer lies in region {region}, outside the caller's grant"
+                ),
                 "PERMISSION_DENIED",
                 HashMap::new(),
             ),

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod middleware;
 pub mod store;

@@ -112,7 +112,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let writer = self.writer.clone();
-        Box::pin(async move {
+        // The call runs to its end on its own task even if the client goes away meanwhile:
+        // its entry is then still written with the call's real outcome, and no handler is
+        // dropped halfway through a database transaction.
+        let call = tokio::spawn(async move {
             let response = inner.call(request).await?;
             if audit.is_recorded() {
                 return Ok(response);
@@ -130,6 +133,12 @@ where
                     .into_http())
                 }
             }
+        });
+        Box::pin(async move {
+            call.await.unwrap_or_else(|failure| {
+                tracing::error!(%failure, "a call's task failed");
+                Ok(tonic::Status::internal("internal error").into_http())
+            })
         })
     }
 }

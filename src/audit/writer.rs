@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{mpsc, oneshot};
 
 use super::PendingEntry;
+use crate::feed::FeedHub;
 use crate::store::{Store, StoreError};
 
 /// Entries appended by one transaction at most.
@@ -18,6 +19,9 @@ const MAX_BATCH: usize = 1024;
 /// Entries sequenced by one transaction at most: small enough that a round never holds the
 /// write lock long enough to show in the latency of the calls waiting behind it.
 const SEQUENCE_BATCH: u32 = 500;
+
+/// Feed events numbered by one transaction at most; feed rows are cheap to move (no tree).
+const FEED_SEQUENCE_BATCH: u32 = 2000;
 
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 
@@ -65,10 +69,11 @@ impl AuditWriter {
 pub struct Sequencer;
 
 impl Sequencer {
-    /// Sequences pending entries every `interval` until the task is dropped. Working in
-    /// rounds rather than after every append keeps batches large and leaves the database's
-    /// write lock to the calls most of the time.
-    pub async fn run(store: Arc<dyn Store>, interval: Duration) {
+    /// Sequences pending audit entries and feed events every `interval` until the task is
+    /// dropped, telling `feed` about each new feed head. Working in rounds rather than after
+    /// every append keeps batches large and leaves the database's write lock to the calls most
+    /// of the time.
+    pub async fn run(store: Arc<dyn Store>, interval: Duration, feed: Arc<FeedHub>) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -79,6 +84,16 @@ impl Sequencer {
                     Ok(_) => break,
                     Err(error) => {
                         tracing::warn!(%error, "cannot sequence audit entries");
+                        break;
+                    }
+                }
+            }
+            loop {
+                match store.sequence_feed(FEED_SEQUENCE_BATCH).await {
+                    Ok(Some(head)) => feed.advance(head),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot sequence feed events");
                         break;
                     }
                 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::AuthError;
-use super::registry::AuthSnapshot;
+use super::registry::{AuthRegistry, AuthSnapshot};
 use crate::domain::agency::{AgencyId, AgencyKind};
 use crate::domain::region::RegionCode;
 use crate::domain::scope::{RegionScope, Scope};
@@ -56,6 +56,22 @@ impl Principal {
             snapshot,
             now,
         }
+    }
+
+    /// The same caller judged by the agencies, keys and grants in force now, for a call that
+    /// outlives the moment it was authorised (a feed stream). `None` once the agency is
+    /// disabled or the key its token was obtained with is revoked.
+    pub fn refreshed(&self, registry: &AuthRegistry) -> Option<Self> {
+        let snapshot = registry.snapshot();
+        let agency = self.token.agency.as_str();
+        snapshot.valid_key(agency, &self.token.agency_kid)?;
+        let kind = snapshot.enabled_agency(agency)?.kind;
+        Some(Self {
+            token: Arc::clone(&self.token),
+            kind,
+            snapshot,
+            now: OffsetDateTime::now_utc(),
+        })
     }
 
     pub fn agency_id(&self) -> &AgencyId {

@@ -2,7 +2,9 @@
 //! rules can be read, tested and reused without either.
 
 pub mod agency;
+pub mod compliance;
 pub mod employer;
+pub mod feed;
 pub mod identifiers;
 pub mod paging;
 pub mod region;

@@ -35,7 +35,7 @@ impl EmployerApi {
 
 /// The idempotency key of a write, if the caller sent a `request_id`. Keys are per agency, so
 /// agencies cannot collide with (or read) each other's results.
-fn idempotency_key(
+pub(super) fn idempotency_key(
     caller: &AgencyId,
     request_id: &str,
     method: &'static str,
@@ -64,24 +64,24 @@ fn idempotency_key(
 }
 
 /// The regions a listing is limited to by the caller's grant, given the region it asked for.
-fn within_grant(
+pub(super) fn within_grant(
     readable: &RegionScope,
     requested: Option<&RegionCode>,
+    scope: Scope,
 ) -> Result<Option<Vec<RegionCode>>, ApiError> {
     readable.narrow(requested).map_err(|OutsideGrant| {
         let region = requested.map_or_else(String::new, |r| r.as_str().to_owned());
         ApiError::from(AuthError::PermissionDenied(format!(
-            "the caller's `{}` grant does not cover region {region}",
-            Scope::EmployersRead
+            "the caller's `{scope}` grant does not cover region {region}"
         )))
     })
 }
 
-fn page_size_of(requested: i32) -> Result<u32, ApiError> {
+pub(super) fn page_size_of(requested: i32) -> Result<u32, ApiError> {
     page_size(requested).map_err(|description| ApiError::invalid("page_size", description))
 }
 
-fn cursor_of<C: serde::de::DeserializeOwned>(
+pub(super) fn cursor_of<C: serde::de::DeserializeOwned>(
     token: &str,
     fingerprint: &str,
 ) -> Result<Option<C>, ApiError> {
@@ -206,7 +206,7 @@ impl EmployerService for EmployerApi {
             .and_then(|kbli| violations.check("kbli", Kbli::parse(&kbli)));
         let size = violations.check("page_size", page_size(request.page_size));
         violations.finish().map_err(ApiError::from)?;
-        let within = within_grant(&readable, region.as_ref())?;
+        let within = within_grant(&readable, region.as_ref(), Scope::EmployersRead)?;
         let filter = EmployerFilter {
             region,
             size_class: convert::size_class(request.size_class, "size_class")?,
@@ -239,7 +239,7 @@ impl EmployerService for EmployerApi {
     ) -> Result<Response<proto::SearchEmployersResponse>, Status> {
         let readable = principal(&request)?.require(Scope::EmployersRead)?;
         let audit = call_audit(&request);
-        let within = within_grant(&readable, None)?;
+        let within = within_grant(&readable, None, Scope::EmployersRead)?;
         let request = request.into_inner();
         let query = NameQuery::parse(&request.query)
             .map_err(|description| ApiError::from(ValidationError::single("query", description)))?;

@@ -5,8 +5,10 @@
 pub mod agency_admin;
 pub mod audit;
 pub mod auth;
+pub mod compliance;
 pub mod convert;
 pub mod employer;
+pub mod feed;
 
 use crate::auth::{AuthError, principal::Principal};
 use crate::error::ApiError;

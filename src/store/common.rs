@@ -5,6 +5,60 @@
 macro_rules! sql_store_common {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// The stored result of an earlier call with this idempotency key, or
+            /// [`RequestIdReused`](crate::store::StoreError::RequestIdReused) when the key was
+            /// used for a different request.
+            async fn replay<T: serde::de::DeserializeOwned>(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                key: &$crate::store::IdempotencyKey,
+            ) -> Result<Option<T>, $crate::store::StoreError> {
+                use $crate::store::StoreError;
+
+                let previous: Option<(String, Vec<u8>, String)> = sqlx::query_as(
+                    "SELECT method, request_digest, response FROM idempotency_keys \
+                     WHERE caller = $1 AND request_id = $2",
+                )
+                .bind(&key.caller)
+                .bind(&key.request_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((method, digest, response)) = previous else {
+                    return Ok(None);
+                };
+                if method != key.method || digest != key.request_digest {
+                    return Err(StoreError::RequestIdReused);
+                }
+                serde_json::from_str(&response)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))
+            }
+
+            /// Records the result of a call with an idempotency key, in the call's transaction.
+            async fn remember<T: serde::Serialize>(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                key: &$crate::store::IdempotencyKey,
+                outcome: &T,
+                now: time::OffsetDateTime,
+            ) -> Result<(), $crate::store::StoreError> {
+                let response = serde_json::to_string(outcome).map_err(|e| {
+                    $crate::store::StoreError::Corrupt(format!("idempotency record: {e}"))
+                })?;
+                sqlx::query(
+                    "INSERT INTO idempotency_keys \
+                     (caller, request_id, method, request_digest, response, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&key.caller)
+                .bind(&key.request_id)
+                .bind(key.method)
+                .bind(&key.request_digest)
+                .bind(response)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             /// One attempt at an upsert inside a single write transaction: the idempotency
             /// record, the precondition checks and the write commit together or not at all.
             async fn try_upsert_employer(
@@ -16,26 +70,13 @@ macro_rules! sql_store_common {
 
                 let mut tx = self.begin_write().await?;
 
-                if let Some(key) = &command.idempotency {
-                    let previous: Option<(String, Vec<u8>, String)> = sqlx::query_as(
-                        "SELECT method, request_digest, response FROM idempotency_keys \
-                         WHERE caller = $1 AND request_id = $2",
-                    )
-                    .bind(&key.caller)
-                    .bind(&key.request_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some((method, digest, response)) = previous {
-                        if method != key.method || digest != key.request_digest {
-                            return Err(StoreError::RequestIdReused);
-                        }
-                        return serde_json::from_str(&response)
-                            .map(|first: UpsertOutcome| UpsertOutcome {
-                                replayed: true,
-                                ..first
-                            })
-                            .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")));
-                    }
+                if let Some(key) = &command.idempotency
+                    && let Some(first) = Self::replay::<UpsertOutcome>(&mut tx, key).await?
+                {
+                    return Ok(UpsertOutcome {
+                        replayed: true,
+                        ..first
+                    });
                 }
 
                 let draft = &command.draft;
@@ -195,24 +236,34 @@ macro_rules! sql_store_common {
                     replayed: false,
                 };
 
+                // The change goes to the feed, and statuses follow the employer's region and size.
+                let source = command.audit.agency.as_str();
+                let mut events = vec![$crate::domain::feed::FeedEvent::new(
+                    $crate::domain::feed::FeedEventType::EmployerUpserted,
+                    (now.unix_timestamp_nanos() / 1_000) as i64,
+                    fields.region.as_str(),
+                    source,
+                    $crate::domain::feed::FeedPayload::Employer(outcome.employer.clone()),
+                )];
+                if !outcome.created {
+                    let facts = $crate::store::compliance::EmployerFactsRow {
+                        id,
+                        npwp: fields.npwp.as_str().to_owned(),
+                        region_code: fields.region.as_str().to_owned(),
+                        province_code: fields.region.province().as_str().to_owned(),
+                        size_class: fields.size_class.map(|class| class.as_str().to_owned()),
+                    };
+                    let mut current = $crate::store::compliance::CurrentReports::new();
+                    Self::current_reports(&mut tx, &[id], &mut current).await?;
+                    Self::refresh_statuses(&mut tx, &[&facts], &current, now, source, &mut events)
+                        .await?;
+                }
+                Self::insert_feed_events(&mut tx, &events).await?;
+
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(&command.audit)).await?;
 
                 if let Some(key) = &command.idempotency {
-                    let response = serde_json::to_string(&outcome)
-                        .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?;
-                    sqlx::query(
-                        "INSERT INTO idempotency_keys \
-                         (caller, request_id, method, request_digest, response, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&key.caller)
-                    .bind(&key.request_id)
-                    .bind(key.method)
-                    .bind(&key.request_digest)
-                    .bind(response)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::remember(&mut tx, key, &outcome, now).await?;
                 }
 
                 tx.commit().await?;

@@ -20,9 +20,14 @@ use crate::config::Config;
 use crate::domain::agency::{
     Agency, AgencyId, AgencyKey, AgencyKind, Grant, KeyAlgorithm, NewAgency, NewGrant,
 };
+use crate::domain::compliance::{
+    ComplianceStatus, NewReport, NonCompliantCursor, NonCompliantQuery, Period, ProgrammeGroup,
+    Report, ReportKind,
+};
 use crate::domain::employer::{
     Employer, EmployerDraft, EmployerFilter, EmployerKey, NameQuery, SizeClass,
 };
+use crate::domain::feed::FeedEvent;
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::scope::RegionScope;
 
@@ -32,6 +37,8 @@ mod common;
 mod agencies;
 #[macro_use]
 mod audit;
+#[macro_use]
+mod compliance;
 pub mod postgres;
 pub mod sqlite;
 
@@ -61,6 +68,12 @@ pub enum StoreError {
     AdminExists,
     #[error("the record lies in region {0}, outside the caller's grant")]
     OutsideRegion(String),
+    /// Item `index` of a report batch names an employer that does not exist.
+    #[error("item {index}: no such employer")]
+    UnknownEmployer { index: u64 },
+    /// Item `index` of a report batch concerns an employer outside the caller's grant.
+    #[error("item {index}: the employer lies in region {region}, outside the caller's grant")]
+    ItemOutsideRegion { index: u64, region: String },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -143,7 +156,9 @@ pub struct NameCursor {
 
 /// Everything the service persists, one implementation per backend.
 #[async_trait]
-pub trait Store: EmployerStore + AgencyStore + AuditStore + Send + Sync + 'static {
+pub trait Store:
+    EmployerStore + AgencyStore + AuditStore + ComplianceStore + FeedStore + Send + Sync + 'static
+{
     /// Which backend this is, for logs and the bench.
     fn backend(&self) -> &'static str;
 
@@ -331,6 +346,132 @@ pub trait AuditStore: Send + Sync {
         after: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+}
+
+/// A batch of reports from one call and what it must satisfy.
+#[derive(Debug, Clone)]
+pub struct ReportBatch {
+    /// The agency submitting.
+    pub source: AgencyId,
+    /// Where the caller may write: every item's employer must lie inside.
+    pub writable: RegionScope,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The call's audit entry, committed with the reports.
+    pub audit: PendingEntry,
+}
+
+/// The items of a batch, handed over in chunks so a batch of any size is written with bounded
+/// memory.
+pub trait ReportChunks: Send {
+    /// The next items (at most [`REPORT_CHUNK`]), or `None` after the last.
+    fn next_chunk(&mut self) -> Result<Option<Vec<NewReport>>, StoreError>;
+}
+
+/// Items written per multi-row statement.
+pub const REPORT_CHUNK: usize = 1000;
+
+/// One report in memory, as a batch of one.
+pub struct SingleReport(pub Option<NewReport>);
+
+impl ReportChunks for SingleReport {
+    fn next_chunk(&mut self) -> Result<Option<Vec<NewReport>>, StoreError> {
+        Ok(self.0.take().map(|report| vec![report]))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitOutcome {
+    pub accepted: u64,
+    pub superseded: u64,
+    /// The last report stored.
+    pub last: Option<Report>,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// Where a report listing resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportCursor {
+    pub period: String,
+    pub series: String,
+    pub version: u32,
+}
+
+/// An entry of `ListNonCompliant`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonCompliantEntry {
+    pub name: String,
+    pub npwp: String,
+    pub region_code: String,
+    pub size_class: Option<SizeClass>,
+    pub status: ComplianceStatus,
+    pub sort_key: i64,
+}
+
+/// Coverage figures of one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoverageRow {
+    pub region_code: String,
+    pub employers: u64,
+    pub workers_reported: u64,
+    pub workers_registered: u64,
+    pub non_compliant: u64,
+}
+
+/// Compliance reports and statuses.
+#[async_trait]
+pub trait ComplianceStore: Send + Sync {
+    /// Stores every report of `items` in one transaction with the recomputed statuses, their
+    /// feed events and the audit entry, or nothing.
+    async fn submit_reports(
+        &self,
+        batch: &ReportBatch,
+        items: &mut dyn ReportChunks,
+    ) -> Result<SubmitOutcome, StoreError>;
+
+    /// Up to `limit` reports of an employer, newest period first.
+    async fn list_reports(
+        &self,
+        employer: Uuid,
+        kind: Option<ReportKind>,
+        include_superseded: bool,
+        after: Option<&ReportCursor>,
+        limit: u32,
+    ) -> Result<Vec<Report>, StoreError>;
+
+    /// The stored statuses of an employer (none for a group no report concerns yet).
+    async fn compliance_statuses(&self, employer: Uuid)
+    -> Result<Vec<ComplianceStatus>, StoreError>;
+
+    async fn list_non_compliant(
+        &self,
+        query: &NonCompliantQuery,
+        after: Option<&NonCompliantCursor>,
+        limit: u32,
+    ) -> Result<Vec<NonCompliantEntry>, StoreError>;
+
+    /// Coverage in `period` for `group`, one row per province (`region` unset), per regency of
+    /// a province, or for one regency.
+    async fn coverage(
+        &self,
+        region: Option<&RegionCode>,
+        period: Period,
+        group: ProgrammeGroup,
+    ) -> Result<Vec<CoverageRow>, StoreError>;
+}
+
+/// The change feed.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Numbers up to `limit` pending events after the feed's head; returns the new head when
+    /// it moved.
+    async fn sequence_feed(&self, limit: u32) -> Result<Option<u64>, StoreError>;
+
+    /// The cursor of the last numbered event.
+    async fn feed_head(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` events after `after`, in order.
+    async fn feed_events(&self, after: u64, limit: u32) -> Result<Vec<FeedEvent>, StoreError>;
 }
 
 /// Opens the database the configuration names: PostgreSQL for a `postgres://` URL, otherwise

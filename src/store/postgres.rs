@@ -15,6 +15,9 @@ pub struct PostgresStore {
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
     const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE";
+    const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1 FOR UPDATE";
+    // Concurrent report batches for one employer take turns, so versions never collide.
+    const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
     pub async fn connect(
@@ -46,6 +49,7 @@ impl PostgresStore {
 sql_store_common!(PostgresStore, Postgres);
 sql_store_agencies!(PostgresStore, Postgres);
 sql_store_audit!(PostgresStore, Postgres);
+sql_store_compliance!(PostgresStore, Postgres);
 
 /// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not
 /// touch real data: created under a unique name, dropped (with its connections) by [`drop`].

@@ -23,6 +23,8 @@ impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
     // Write transactions already hold the write lock (`begin_write`).
     const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1";
+    const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
+    const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
     /// Opens (creating if needed) `sinergi.db` inside `dir`, creating the directory too.
@@ -80,3 +82,4 @@ impl SqliteStore {
 sql_store_common!(SqliteStore, Sqlite);
 sql_store_agencies!(SqliteStore, Sqlite);
 sql_store_audit!(SqliteStore, Sqlite);
+sql_store_compliance!(SqliteStore, Sqlite);

@@ -1,0 +1,879 @@
+//! The [`ComplianceStore`](super::ComplianceStore) and [`FeedStore`](super::FeedStore)
+//! implementations shared by both backends, instantiated by
+//! `sql_store_compliance!(StoreType, DatabaseType)`. The store type provides `LOCK_EMPLOYERS`
+//! (appended to the employer lookup of a report batch: on PostgreSQL it locks the employers'
+//! rows so concurrent batches for one employer number their versions one after the other) and
+//! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's).
+
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::compliance::{ComplianceStatus, Figures, Period, Report};
+use crate::domain::employer::SizeClass;
+use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
+use crate::domain::scope::Scope;
+
+/// Rows per multi-row statement where a row has many columns: keeps every statement under
+/// SQLite's limit of bound parameters.
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
+
+pub(super) const REPORT_COLUMNS: &str = "id, employer_id, period, version, supersedes, superseded, \
+     source_agency, submitted_at, figures";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ReportRow {
+    id: Uuid,
+    employer_id: Uuid,
+    period: String,
+    version: i64,
+    supersedes: Option<Uuid>,
+    superseded: bool,
+    source_agency: String,
+    submitted_at: OffsetDateTime,
+    figures: String,
+}
+
+impl TryFrom<ReportRow> for Report {
+    type Error = StoreError;
+
+    fn try_from(row: ReportRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("report {}: {what}", row.id));
+        Ok(Report {
+            period: Period::parse_stored(&row.period).ok_or_else(|| corrupt("period"))?,
+            version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
+            figures: serde_json::from_str::<Figures>(&row.figures)
+                .map_err(|_| corrupt("figures"))?,
+            id: row.id,
+            employer_id: row.employer_id,
+            supersedes: row.supersedes,
+            superseded: row.superseded,
+            source_agency: row.source_agency,
+            submitted_at: row.submitted_at,
+        })
+    }
+}
+
+/// What a report batch needs to know of an employer.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub(super) struct EmployerFactsRow {
+    pub id: Uuid,
+    pub npwp: String,
+    pub region_code: String,
+    pub province_code: String,
+    pub size_class: Option<String>,
+}
+
+impl EmployerFactsRow {
+    pub fn size(&self) -> Option<SizeClass> {
+        self.size_class.as_deref().and_then(SizeClass::from_stored)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct FeedRow {
+    seq: i64,
+    event_type: String,
+    time_us: i64,
+    employer_id: String,
+    region_code: String,
+    read_scope: String,
+    audience: String,
+    source_agency: String,
+    payload: String,
+}
+
+impl TryFrom<FeedRow> for FeedEvent {
+    type Error = StoreError;
+
+    fn try_from(row: FeedRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("feed event {}: {what}", row.seq));
+        Ok(FeedEvent {
+            seq: u64::try_from(row.seq).map_err(|_| corrupt("seq"))?,
+            event_type: FeedEventType::from_stored(&row.event_type)
+                .ok_or_else(|| corrupt("type"))?,
+            time_us: row.time_us,
+            employer_id: Uuid::parse_str(&row.employer_id).map_err(|_| corrupt("employer"))?,
+            region_code: row.region_code,
+            read_scope: Scope::parse(&row.read_scope).map_err(|_| corrupt("scope"))?,
+            audience: row
+                .audience
+                .split_whitespace()
+                .map(|kind| {
+                    crate::domain::agency::AgencyKind::parse(kind)
+                        .ok_or_else(|| corrupt("audience"))
+                })
+                .collect::<Result<_, _>>()?,
+            source_agency: row.source_agency,
+            payload: serde_json::from_str::<FeedPayload>(&row.payload)
+                .map_err(|_| corrupt("payload"))?,
+        })
+    }
+}
+
+/// The stored columns of a feed event.
+pub(super) fn feed_columns(event: &FeedEvent) -> Result<[String; 7], StoreError> {
+    Ok([
+        event.event_type.as_str().to_owned(),
+        event.employer_id.to_string(),
+        event.region_code.clone(),
+        event.read_scope.as_str().to_owned(),
+        event
+            .audience
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        event.source_agency.clone(),
+        serde_json::to_string(&event.payload)
+            .map_err(|e| StoreError::Corrupt(format!("feed payload: {e}")))?,
+    ])
+}
+
+pub(super) fn status_detail(status: &ComplianceStatus) -> Result<String, StoreError> {
+    serde_json::to_string(status).map_err(|e| StoreError::Corrupt(format!("status: {e}")))
+}
+
+pub(super) fn parse_status(detail: &str) -> Result<ComplianceStatus, StoreError> {
+    serde_json::from_str(detail).map_err(|e| StoreError::Corrupt(format!("status: {e}")))
+}
+
+/// Figures above `i64::MAX` cannot occur in practice; clamp rather than fail a write.
+pub(super) fn db_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The reports of each employer of a batch, updated as items are applied in order.
+pub(super) type CurrentReports = HashMap<Uuid, Vec<Report>>;
+
+macro_rules! sql_store_compliance {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// The employers named by ids or NPWPs, locked for the batch where the backend
+            /// needs it.
+            async fn batch_employers(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                ids: &[uuid::Uuid],
+                npwps: &[String],
+            ) -> Result<Vec<$crate::store::compliance::EmployerFactsRow>, $crate::store::StoreError>
+            {
+                let mut found = Vec::new();
+                if !ids.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, npwp, region_code, province_code, size_class FROM employers \
+                         WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in ids {
+                        list.push_bind(*id);
+                    }
+                    query.push(") ORDER BY id").push(Self::LOCK_EMPLOYERS);
+                    found.extend(query.build_query_as().fetch_all(&mut **tx).await?);
+                }
+                if !npwps.is_empty() {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, npwp, region_code, province_code, size_class FROM employers \
+                         WHERE npwp IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for npwp in npwps {
+                        list.push_bind(npwp.as_str());
+                    }
+                    query.push(") ORDER BY id").push(Self::LOCK_EMPLOYERS);
+                    found.extend(query.build_query_as().fetch_all(&mut **tx).await?);
+                }
+                Ok(found)
+            }
+
+            /// The current (not superseded) reports of these employers.
+            async fn current_reports(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                employers: &[uuid::Uuid],
+                into: &mut $crate::store::compliance::CurrentReports,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
+                for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {REPORT_COLUMNS} FROM reports WHERE NOT superseded \
+                         AND employer_id IN ("
+                    ));
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
+                    for row in rows {
+                        let report = $crate::domain::compliance::Report::try_from(row)?;
+                        into.entry(report.employer_id).or_default().push(report);
+                    }
+                }
+                Ok(())
+            }
+
+            /// Recomputes the statuses of `employers` from `reports`, stores those that changed
+            /// and adds a STATUS_CHANGED event for each to `events`.
+            async fn refresh_statuses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                employers: &[&$crate::store::compliance::EmployerFactsRow],
+                reports: &$crate::store::compliance::CurrentReports,
+                now: time::OffsetDateTime,
+                source: &str,
+                events: &mut Vec<$crate::domain::feed::FeedEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::domain::compliance::{EmployerFacts, ProgrammeGroup, compute_status};
+                use $crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
+                use $crate::store::compliance::{db_int, parse_status, status_detail};
+
+                let with_reports: Vec<_> = employers
+                    .iter()
+                    .filter(|e| reports.get(&e.id).is_some_and(|r| !r.is_empty()))
+                    .collect();
+                if with_reports.is_empty() {
+                    return Ok(());
+                }
+                let mut stored = std::collections::HashMap::new();
+                for chunk in with_reports.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT employer_id, programme_group, detail, region_code, size_class \
+                         FROM compliance_status WHERE employer_id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for employer in chunk {
+                        list.push_bind(employer.id);
+                    }
+                    query.push(")");
+                    let rows: Vec<(uuid::Uuid, String, String, String, Option<String>)> =
+                        query.build_query_as().fetch_all(&mut **tx).await?;
+                    for (id, group, detail, region, size) in rows {
+                        stored.insert((id, group), (detail, region, size));
+                    }
+                }
+
+                let time_us = (now.unix_timestamp_nanos() / 1_000) as i64;
+                let mut changed = Vec::new();
+                for employer in with_reports {
+                    let employer_reports = reports.get(&employer.id).map_or(&[][..], |r| r);
+                    for group in ProgrammeGroup::ALL {
+                        let status = compute_status(
+                            employer.id,
+                            group,
+                            EmployerFacts {
+                                size_class: employer.size(),
+                            },
+                            employer_reports,
+                            now,
+                        );
+                        let previous = stored.get(&(employer.id, group.as_str().to_owned()));
+                        let unchanged = previous.is_some_and(|(detail, region, size)| {
+                            *region == employer.region_code
+                                && *size == employer.size_class
+                                && parse_status(detail).is_ok_and(|old| old.same_finding(&status))
+                        });
+                        if !unchanged {
+                            changed.push((*employer, status));
+                        }
+                    }
+                }
+                for chunk in changed.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let details = chunk
+                        .iter()
+                        .map(|(_, status)| status_detail(status))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO compliance_status (employer_id, programme_group, \
+                         non_compliant, categories, gap, arrears_amount, priority, region_code, \
+                         province_code, size_class, detail, computed_at) ",
+                    );
+                    query.push_values(chunk.iter().zip(&details), |mut row, ((e, s), detail)| {
+                        row.push_bind(e.id)
+                            .push_bind(s.group.as_str())
+                            .push_bind(s.is_non_compliant())
+                            .push_bind(s.category_mask())
+                            .push_bind(i64::from(s.gap))
+                            .push_bind(db_int(s.arrears_amount))
+                            .push_bind(db_int(s.priority_score))
+                            .push_bind(e.region_code.as_str())
+                            .push_bind(e.province_code.as_str())
+                            .push_bind(e.size_class.as_deref())
+                            .push_bind(detail.as_str())
+                            .push_bind(s.computed_at);
+                    });
+                    query.push(
+                        " ON CONFLICT (employer_id, programme_group) DO UPDATE SET \
+                         non_compliant = excluded.non_compliant, \
+                         categories = excluded.categories, gap = excluded.gap, \
+                         arrears_amount = excluded.arrears_amount, \
+                         priority = excluded.priority, region_code = excluded.region_code, \
+                         province_code = excluded.province_code, \
+                         size_class = excluded.size_class, detail = excluded.detail, \
+                         computed_at = excluded.computed_at",
+                    );
+                    query.build().execute(&mut **tx).await?;
+                }
+                for (employer, status) in changed {
+                    events.push(FeedEvent::new(
+                        FeedEventType::StatusChanged,
+                        time_us,
+                        &employer.region_code,
+                        source,
+                        FeedPayload::Status(status),
+                    ));
+                }
+                Ok(())
+            }
+
+            /// Queues feed events for the sequencer, inside the change's transaction.
+            async fn insert_feed_events(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[$crate::domain::feed::FeedEvent],
+            ) -> Result<(), $crate::store::StoreError> {
+                for chunk in events.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let columns = chunk
+                        .iter()
+                        .map($crate::store::compliance::feed_columns)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO feed_pending (event_type, time_us, employer_id, region_code, \
+                         read_scope, audience, source_agency, payload) ",
+                    );
+                    query.push_values(chunk.iter().zip(&columns), |mut row, (event, c)| {
+                        row.push_bind(c[0].as_str())
+                            .push_bind(event.time_us)
+                            .push_bind(c[1].as_str())
+                            .push_bind(c[2].as_str())
+                            .push_bind(c[3].as_str())
+                            .push_bind(c[4].as_str())
+                            .push_bind(c[5].as_str())
+                            .push_bind(c[6].as_str());
+                    });
+                    query.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn try_submit_reports(
+                &self,
+                batch: &$crate::store::ReportBatch,
+                items: &mut dyn $crate::store::ReportChunks,
+            ) -> Result<$crate::store::SubmitOutcome, $crate::store::StoreError> {
+                use std::collections::{HashMap, HashSet};
+
+                use $crate::domain::compliance::{EmployerRef, Report};
+                use $crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
+                use $crate::store::compliance::{CurrentReports, db_int};
+                use $crate::store::{StoreError, SubmitOutcome, now_micros};
+
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &batch.idempotency
+                    && let Some(first) = Self::replay::<SubmitOutcome>(&mut tx, key).await?
+                {
+                    return Ok(SubmitOutcome {
+                        replayed: true,
+                        ..first
+                    });
+                }
+
+                let now = now_micros();
+                let time_us = (now.unix_timestamp_nanos() / 1_000) as i64;
+                let source = batch.source.as_str();
+                let mut outcome = SubmitOutcome {
+                    accepted: 0,
+                    superseded: 0,
+                    last: None,
+                    replayed: false,
+                };
+                let mut offset: u64 = 0;
+                while let Some(chunk) = items.next_chunk()? {
+                    let ids: Vec<uuid::Uuid> = chunk
+                        .iter()
+                        .filter_map(|item| match &item.employer {
+                            EmployerRef::Id(id) => Some(*id),
+                            EmployerRef::Npwp(_) => None,
+                        })
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let npwps: Vec<String> = chunk
+                        .iter()
+                        .filter_map(|item| match &item.employer {
+                            EmployerRef::Npwp(npwp) => Some(npwp.as_str().to_owned()),
+                            EmployerRef::Id(_) => None,
+                        })
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let found = Self::batch_employers(&mut tx, &ids, &npwps).await?;
+                    let by_id: HashMap<uuid::Uuid, &_> = found.iter().map(|e| (e.id, e)).collect();
+                    let by_npwp: HashMap<&str, &_> =
+                        found.iter().map(|e| (e.npwp.as_str(), e)).collect();
+
+                    let mut employers = Vec::with_capacity(chunk.len());
+                    for (index, item) in chunk.iter().enumerate() {
+                        let index = offset + index as u64;
+                        let employer = match &item.employer {
+                            EmployerRef::Id(id) => by_id.get(id),
+                            EmployerRef::Npwp(npwp) => by_npwp.get(npwp.as_str()),
+                        }
+                        .copied()
+                        .ok_or(StoreError::UnknownEmployer { index })?;
+                        let inside = $crate::domain::region::RegionCode::parse(
+                            &employer.region_code,
+                        )
+                        .is_ok_and(|region| batch.writable.allows(&region));
+                        if !inside {
+                            return Err(StoreError::ItemOutsideRegion {
+                                index,
+                                region: employer.region_code.clone(),
+                            });
+                        }
+                        employers.push(employer);
+                    }
+
+                    let touched: Vec<uuid::Uuid> = employers
+                        .iter()
+                        .map(|e| e.id)
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let mut current = CurrentReports::new();
+                    Self::current_reports(&mut tx, &touched, &mut current).await?;
+
+                    // Items apply in order: a later item of the same series corrects an
+                    // earlier one, even within this chunk.
+                    let mut superseded_stored = Vec::new();
+                    let mut new_reports: Vec<Report> = Vec::with_capacity(chunk.len());
+                    let mut events = Vec::with_capacity(chunk.len() * 3);
+                    for (item, employer) in chunk.into_iter().zip(&employers) {
+                        let series = item.series();
+                        let reports = current.entry(employer.id).or_default();
+                        let previous = reports
+                            .iter()
+                            .position(|r| !r.superseded && r.series() == series);
+                        let mut report = Report {
+                            id: uuid::Uuid::now_v7(),
+                            employer_id: employer.id,
+                            period: item.period,
+                            version: 1,
+                            supersedes: None,
+                            superseded: false,
+                            source_agency: source.to_owned(),
+                            submitted_at: now,
+                            figures: item.figures,
+                        };
+                        if let Some(position) = previous {
+                            let old = &mut reports[position];
+                            old.superseded = true;
+                            report.version = old.version + 1;
+                            report.supersedes = Some(old.id);
+                            outcome.superseded += 1;
+                            match new_reports.iter_mut().find(|r| r.id == old.id) {
+                                Some(pending) => pending.superseded = true,
+                                None => superseded_stored.push(old.id),
+                            }
+                            events.push(FeedEvent::new(
+                                FeedEventType::ReportSuperseded,
+                                time_us,
+                                &employer.region_code,
+                                source,
+                                FeedPayload::Report(old.clone()),
+                            ));
+                        }
+                        reports.push(report.clone());
+                        new_reports.push(report);
+                    }
+                    for report in &new_reports {
+                        let region = by_id
+                            .get(&report.employer_id)
+                            .map_or("", |e| e.region_code.as_str());
+                        events.push(FeedEvent::new(
+                            FeedEventType::ReportSubmitted,
+                            time_us,
+                            region,
+                            source,
+                            FeedPayload::Report(report.clone()),
+                        ));
+                    }
+
+                    if !superseded_stored.is_empty() {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE reports SET superseded = TRUE WHERE id IN (",
+                        );
+                        let mut list = query.separated(", ");
+                        for id in &superseded_stored {
+                            list.push_bind(*id);
+                        }
+                        query.push(")");
+                        query.build().execute(&mut *tx).await?;
+                    }
+                    let figures = new_reports
+                        .iter()
+                        .map(|r| serde_json::to_string(&r.figures))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| StoreError::Corrupt(format!("report figures: {e}")))?;
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO reports (id, employer_id, kind, programme_group, period, \
+                         series, version, supersedes, superseded, source_agency, submitted_at, \
+                         figures, workers, arrears_amount, region_code, province_code) ",
+                    );
+                    insert.push_values(
+                        new_reports.iter().zip(&figures).zip(&employers),
+                        |mut row, ((report, figures), employer)| {
+                            let arrears = match &report.figures {
+                                $crate::domain::compliance::Figures::Registration {
+                                    arrears_amount,
+                                    ..
+                                } => *arrears_amount,
+                                _ => 0,
+                            };
+                            row.push_bind(report.id)
+                                .push_bind(report.employer_id)
+                                .push_bind(report.figures.kind().as_str())
+                                .push_bind(report.figures.group().map(|g| g.as_str()))
+                                .push_bind(report.period.to_string())
+                                .push_bind(report.series())
+                                .push_bind(i64::from(report.version))
+                                .push_bind(report.supersedes)
+                                .push_bind(report.superseded)
+                                .push_bind(source)
+                                .push_bind(now)
+                                .push_bind(figures.as_str())
+                                .push_bind(i64::from(report.figures.workers()))
+                                .push_bind(db_int(arrears))
+                                .push_bind(employer.region_code.as_str())
+                                .push_bind(employer.province_code.as_str());
+                        },
+                    );
+                    insert.build().execute(&mut *tx).await?;
+
+                    let unique: Vec<&_> = {
+                        let mut seen = HashSet::new();
+                        employers
+                            .iter()
+                            .copied()
+                            .filter(|e| seen.insert(e.id))
+                            .collect()
+                    };
+                    Self::refresh_statuses(&mut tx, &unique, &current, now, source, &mut events)
+                        .await?;
+                    Self::insert_feed_events(&mut tx, &events).await?;
+
+                    outcome.accepted += new_reports.len() as u64;
+                    offset += new_reports.len() as u64;
+                    if let Some(last) = new_reports.pop() {
+                        outcome.last = Some(last);
+                    }
+                }
+
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(&batch.audit)).await?;
+                if let Some(key) = &batch.idempotency {
+                    Self::remember(&mut tx, key, &outcome, now).await?;
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ComplianceStore for $store {
+            async fn submit_reports(
+                &self,
+                batch: &$crate::store::ReportBatch,
+                items: &mut dyn $crate::store::ReportChunks,
+            ) -> Result<$crate::store::SubmitOutcome, $crate::store::StoreError> {
+                match self.try_submit_reports(batch, items).await {
+                    // A concurrent call with the same request_id committed first: answer with
+                    // its result, as a retry after it would have been answered.
+                    Err($crate::store::StoreError::Duplicate {
+                        resource: "request", ..
+                    }) if batch.idempotency.is_some() => {
+                        let key = batch.idempotency.as_ref().expect("checked by the guard");
+                        let mut tx = self.begin_write().await?;
+                        let first: Option<$crate::store::SubmitOutcome> =
+                            Self::replay(&mut tx, key).await?;
+                        first
+                            .map(|first| $crate::store::SubmitOutcome {
+                                replayed: true,
+                                ..first
+                            })
+                            .ok_or($crate::store::StoreError::RequestIdReused)
+                    }
+                    outcome => outcome,
+                }
+            }
+
+            async fn list_reports(
+                &self,
+                employer: uuid::Uuid,
+                kind: Option<$crate::domain::compliance::ReportKind>,
+                include_superseded: bool,
+                after: Option<&$crate::store::ReportCursor>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::compliance::Report>, $crate::store::StoreError> {
+                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {REPORT_COLUMNS} FROM reports WHERE employer_id = "
+                ));
+                query.push_bind(employer);
+                if let Some(kind) = kind {
+                    query.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if !include_superseded {
+                    query.push(" AND NOT superseded");
+                }
+                if let Some(after) = after {
+                    query
+                        .push(" AND (period < ")
+                        .push_bind(after.period.clone())
+                        .push(" OR (period = ")
+                        .push_bind(after.period.clone())
+                        .push(" AND (series > ")
+                        .push_bind(after.series.clone())
+                        .push(" OR (series = ")
+                        .push_bind(after.series.clone())
+                        .push(" AND version < ")
+                        .push_bind(i64::from(after.version))
+                        .push("))))");
+                }
+                query
+                    .push(" ORDER BY period DESC, series, version DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<ReportRow> = query.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map($crate::domain::compliance::Report::try_from)
+                    .collect()
+            }
+
+            async fn compliance_statuses(
+                &self,
+                employer: uuid::Uuid,
+            ) -> Result<Vec<$crate::domain::compliance::ComplianceStatus>, $crate::store::StoreError>
+            {
+                let details: Vec<String> = sqlx::query_scalar(
+                    "SELECT detail FROM compliance_status WHERE employer_id = $1",
+                )
+                .bind(employer)
+                .fetch_all(self.reader())
+                .await?;
+                details
+                    .iter()
+                    .map(|detail| $crate::store::compliance::parse_status(detail))
+                    .collect()
+            }
+
+            async fn list_non_compliant(
+                &self,
+                query: &$crate::domain::compliance::NonCompliantQuery,
+                after: Option<&$crate::domain::compliance::NonCompliantCursor>,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::NonCompliantEntry>, $crate::store::StoreError> {
+                use $crate::domain::region::RegionLevel;
+
+                let key = query.order.column();
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT s.detail, s.sort_key, e.name, e.npwp, e.region_code, e.size_class \
+                     FROM (SELECT employer_id, detail, {key} AS sort_key FROM compliance_status \
+                     WHERE non_compliant AND programme_group = "
+                ));
+                sql.push_bind(query.group.as_str());
+                if let Some(region) = &query.region {
+                    match region.level() {
+                        RegionLevel::Province => sql.push(" AND province_code = "),
+                        RegionLevel::RegencyOrCity => sql.push(" AND region_code = "),
+                    };
+                    sql.push_bind(region.as_str());
+                }
+                if let Some(within) = &query.within {
+                    $crate::store::push_within(&mut sql, within);
+                }
+                if query.categories != 0 {
+                    sql.push(" AND (categories & ")
+                        .push_bind(query.categories)
+                        .push(") <> 0");
+                }
+                if query.min_gap > 0 {
+                    sql.push(" AND gap >= ").push_bind(i64::from(query.min_gap));
+                }
+                if let Some(size) = query.size_class {
+                    sql.push(" AND size_class = ").push_bind(size.as_str());
+                }
+                if let Some(after) = after {
+                    sql.push(format!(" AND ({key} < "))
+                        .push_bind(after.key)
+                        .push(format!(" OR ({key} = "))
+                        .push_bind(after.key)
+                        .push(" AND employer_id > ")
+                        .push_bind(after.employer_id)
+                        .push("))");
+                }
+                sql.push(format!(" ORDER BY {key} DESC, employer_id LIMIT "))
+                    .push_bind(i64::from(limit))
+                    .push(
+                        ") s JOIN employers e ON e.id = s.employer_id \
+                         ORDER BY s.sort_key DESC, s.employer_id",
+                    );
+                let rows: Vec<(String, i64, String, String, String, Option<String>)> =
+                    sql.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map(|(detail, sort_key, name, npwp, region_code, size)| {
+                        Ok($crate::store::NonCompliantEntry {
+                            status: $crate::store::compliance::parse_status(&detail)?,
+                            sort_key,
+                            name,
+                            npwp,
+                            region_code,
+                            size_class: size
+                                .as_deref()
+                                .and_then($crate::domain::employer::SizeClass::from_stored),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn coverage(
+                &self,
+                region: Option<&$crate::domain::region::RegionCode>,
+                period: $crate::domain::compliance::Period,
+                group: $crate::domain::compliance::ProgrammeGroup,
+            ) -> Result<Vec<$crate::store::CoverageRow>, $crate::store::StoreError> {
+                use $crate::domain::region::RegionLevel;
+
+                let level = match region.map(|r| r.level()) {
+                    None => "w.province_code",
+                    Some(_) => "w.region_code",
+                };
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {level} AS region, COUNT(*) AS employers, \
+                     CAST(SUM(w.workers) AS BIGINT) AS reported, \
+                     CAST(SUM(COALESCE(r.workers, 0)) AS BIGINT) AS registered, \
+                     CAST(SUM(CASE WHEN r.id IS NULL OR r.workers < w.workers \
+                     OR r.arrears_amount > 0 THEN 1 ELSE 0 END) AS BIGINT) AS non_compliant \
+                     FROM reports w LEFT JOIN reports r ON r.employer_id = w.employer_id \
+                     AND r.kind = 'registration' AND NOT r.superseded AND r.period = w.period \
+                     AND r.programme_group = "
+                ));
+                sql.push_bind(group.as_str())
+                    .push(" WHERE w.kind = 'workforce' AND NOT w.superseded AND w.period = ")
+                    .push_bind(period.to_string());
+                if let Some(region) = region {
+                    match region.level() {
+                        RegionLevel::Province => sql.push(" AND w.province_code = "),
+                        RegionLevel::RegencyOrCity => sql.push(" AND w.region_code = "),
+                    };
+                    sql.push_bind(region.as_str());
+                }
+                sql.push(format!(" GROUP BY {level} ORDER BY {level}"));
+                let rows: Vec<(String, i64, i64, i64, i64)> =
+                    sql.build_query_as().fetch_all(self.reader()).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(region_code, employers, reported, registered, non_compliant)| {
+                        $crate::store::CoverageRow {
+                            region_code,
+                            employers: employers.max(0) as u64,
+                            workers_reported: reported.max(0) as u64,
+                            workers_registered: registered.max(0) as u64,
+                            non_compliant: non_compliant.max(0) as u64,
+                        }
+                    })
+                    .collect())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::FeedStore for $store {
+            async fn sequence_feed(
+                &self,
+                limit: u32,
+            ) -> Result<Option<u64>, $crate::store::StoreError> {
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending LIMIT 1")
+                    .fetch_optional(self.reader())
+                    .await?;
+                if waiting.is_none() {
+                    return Ok(None);
+                }
+                let mut tx = self.begin_write().await?;
+                let head: i64 = sqlx::query_scalar(Self::LOCK_FEED_HEAD)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let pending: Vec<(i64, String, i64, String, String, String, String, String, String)> =
+                    sqlx::query_as(
+                        "SELECT id, event_type, time_us, employer_id, region_code, read_scope, \
+                         audience, source_agency, payload FROM feed_pending ORDER BY id LIMIT $1",
+                    )
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if pending.is_empty() {
+                    return Ok(None);
+                }
+                for (offset, chunk) in pending
+                    .chunks($crate::store::compliance::ROWS_PER_STATEMENT)
+                    .enumerate()
+                {
+                    let first = head + 1 + (offset * $crate::store::compliance::ROWS_PER_STATEMENT) as i64;
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO feed_events (seq, event_type, time_us, employer_id, \
+                         region_code, read_scope, audience, source_agency, payload) ",
+                    );
+                    insert.push_values(chunk.iter().enumerate(), |mut row, (i, p)| {
+                        row.push_bind(first + i as i64)
+                            .push_bind(p.1.as_str())
+                            .push_bind(p.2)
+                            .push_bind(p.3.as_str())
+                            .push_bind(p.4.as_str())
+                            .push_bind(p.5.as_str())
+                            .push_bind(p.6.as_str())
+                            .push_bind(p.7.as_str())
+                            .push_bind(p.8.as_str());
+                    });
+                    insert.build().execute(&mut *tx).await?;
+                    let mut delete =
+                        sqlx::QueryBuilder::<$db>::new("DELETE FROM feed_pending WHERE id IN (");
+                    let mut list = delete.separated(", ");
+                    for p in chunk {
+                        list.push_bind(p.0);
+                    }
+                    delete.push(")");
+                    delete.build().execute(&mut *tx).await?;
+                }
+                let new_head = head + pending.len() as i64;
+                sqlx::query("UPDATE feed_head SET size = $1 WHERE id = 1")
+                    .bind(new_head)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(new_head as u64))
+            }
+
+            async fn feed_head(&self) -> Result<u64, $crate::store::StoreError> {
+                let head: i64 = sqlx::query_scalar("SELECT size FROM feed_head WHERE id = 1")
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok(head.max(0) as u64)
+            }
+
+            async fn feed_events(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::feed::FeedEvent>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::compliance::FeedRow> = sqlx::query_as(
+                    "SELECT seq, event_type, time_us, employer_id, region_code, read_scope, \
+                     audience, source_agency, payload FROM feed_events WHERE seq > $1 \
+                     ORDER BY seq LIMIT $2",
+                )
+                .bind($crate::store::compliance::db_int(after))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter()
+                    .map($crate::domain::feed::FeedEvent::try_from)
+                    .collect()
+            }
+        }
+    };
+}
