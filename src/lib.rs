@@ -15,7 +15,11 @@ pub mod store;
 pub mod telemetry;
 
 /// Code generated from `proto/sinergi/v1`.
-#[allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
+#[allow(
+    clippy::doc_lazy_continuation,
+    clippy::doc_overindented_list_items,
+    clippy::large_enum_variant
+)]
 pub mod proto {
     tonic::include_proto!("sinergi.v1");
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use common::{TestAgency, TestApp, create, employer, unique_number};
 use sinergi::proto::{
     self, AgencyKind, ComplianceCategory as Cat, ProgrammeGroup, ReportKind,
-    audit_service_client::AuditServiceClient, compliance_service_client::ComplianceServiceClient,
+    audit_service_client::AuditServiceClient,
+    compliance_service_client::ComplianceServiceClient,
     report_submission::{Employer, Figures},
 };
 use tonic::Code;
@@ -91,7 +92,10 @@ async fn submit(
         .map(tonic::Response::into_inner)
 }
 
-fn status_of(statuses: &[proto::ComplianceStatus], group: ProgrammeGroup) -> proto::ComplianceStatus {
+fn status_of(
+    statuses: &[proto::ComplianceStatus],
+    group: ProgrammeGroup,
+) -> proto::ComplianceStatus {
     statuses
         .iter()
         .find(|s| s.programme_group == i32::from(group))
@@ -127,13 +131,17 @@ async fn a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant
     let agencies = agencies(&app).await;
     let id = new_employer(&app, "33.75", proto::SizeClass::Large).await;
 
-    let first = submit(&app, &agencies.disnaker, workforce(&id, 1500)).await.unwrap();
+    let first = submit(&app, &agencies.disnaker, workforce(&id, 1500))
+        .await
+        .unwrap();
     assert_eq!(
         categories(&status_of(&first.statuses, ProgrammeGroup::Jkn)),
         [Cat::Unknown],
         "no registration report yet"
     );
-    let registration = submit(&app, &agencies.kesehatan, jkn(&id, 1000)).await.unwrap();
+    let registration = submit(&app, &agencies.kesehatan, jkn(&id, 1000))
+        .await
+        .unwrap();
     let jkn_status = status_of(&registration.statuses, ProgrammeGroup::Jkn);
     assert_eq!(categories(&jkn_status), [Cat::PdsTk]);
     assert_eq!(jkn_status.gap, 500);
@@ -148,17 +156,25 @@ async fn a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant
         sources,
         [
             (agencies.disnaker.id.as_str(), ReportKind::Workforce.into()),
-            (agencies.kesehatan.id.as_str(), ReportKind::Registration.into()),
+            (
+                agencies.kesehatan.id.as_str(),
+                ReportKind::Registration.into()
+            ),
         ]
     );
     // BPJS Ketenagakerjaan has not reported: its group stays unknown.
     assert_eq!(
-        categories(&status_of(&registration.statuses, ProgrammeGroup::Ketenagakerjaan)),
+        categories(&status_of(
+            &registration.statuses,
+            ProgrammeGroup::Ketenagakerjaan
+        )),
         [Cat::Unknown]
     );
 
     // A correction of the same month is version 2 and supersedes the first.
-    let correction = submit(&app, &agencies.kesehatan, jkn(&id, 1500)).await.unwrap();
+    let correction = submit(&app, &agencies.kesehatan, jkn(&id, 1500))
+        .await
+        .unwrap();
     let corrected = correction.report.unwrap();
     assert_eq!(corrected.version, 2);
     assert_eq!(
@@ -168,6 +184,29 @@ async fn a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant
     assert_eq!(
         categories(&status_of(&correction.statuses, ProgrammeGroup::Jkn)),
         [Cat::Compliant]
+    );
+
+    // BPJS Ketenagakerjaan: everyone registered, but a large employer without JHT and JP.
+    let tk = proto::ReportSubmission {
+        figures: Some(Figures::Registration(proto::RegistrationFigures {
+            programme_group: ProgrammeGroup::Ketenagakerjaan.into(),
+            registered_workers: 1500,
+            enrolled_programmes: vec![proto::Programme::Jkk.into(), proto::Programme::Jkm.into()],
+            reported_wage_total: 1500 * 4_000_000,
+            arrears_amount: 0,
+            arrears_months: 0,
+        })),
+        ..jkn(&id, 0)
+    };
+    let tk_response = submit(&app, &agencies.ketenagakerjaan, tk).await.unwrap();
+    let tk_status = status_of(&tk_response.statuses, ProgrammeGroup::Ketenagakerjaan);
+    assert_eq!(categories(&tk_status), [Cat::PdsProgram]);
+    assert_eq!(
+        tk_status.missing_programmes,
+        [
+            i32::from(proto::Programme::Jht),
+            i32::from(proto::Programme::Jp)
+        ]
     );
 
     let reader = client(&app, &agencies.inspector);
@@ -192,7 +231,11 @@ async fn a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant
         .unwrap()
         .into_inner()
         .reports;
-    assert_eq!(current.len(), 2, "superseded versions are hidden by default");
+    assert_eq!(
+        current.len(),
+        3,
+        "superseded versions are hidden by default"
+    );
     let history = reader
         .clone()
         .list_reports(proto::ListReportsRequest {
@@ -220,16 +263,23 @@ async fn a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant
         .into_inner();
     assert_eq!(older.reports[0].version, 1);
     assert!(older.reports[0].superseded);
-    assert!(older.next_page_token.is_empty());
+    assert!(
+        !older.next_page_token.is_empty(),
+        "the BPJS Ketenagakerjaan series follows"
+    );
 }
 
 async fn each_report_is_written_only_by_the_agency_that_owns_it(app: TestApp) {
     let agencies = agencies(&app).await;
     let id = new_employer(&app, "33.75", proto::SizeClass::Medium).await;
 
-    let by_disnaker = submit(&app, &agencies.disnaker, jkn(&id, 10)).await.unwrap_err();
+    let by_disnaker = submit(&app, &agencies.disnaker, jkn(&id, 10))
+        .await
+        .unwrap_err();
     assert_eq!(by_disnaker.code(), Code::PermissionDenied);
-    let by_bpjs = submit(&app, &agencies.kesehatan, workforce(&id, 10)).await.unwrap_err();
+    let by_bpjs = submit(&app, &agencies.kesehatan, workforce(&id, 10))
+        .await
+        .unwrap_err();
     assert_eq!(by_bpjs.code(), Code::PermissionDenied);
 
     let mut other_group = jkn(&id, 10);
@@ -237,7 +287,9 @@ async fn each_report_is_written_only_by_the_agency_that_owns_it(app: TestApp) {
         r.programme_group = ProgrammeGroup::Ketenagakerjaan.into();
         r.enrolled_programmes = vec![proto::Programme::Jht.into()];
     }
-    let wrong_bpjs = submit(&app, &agencies.kesehatan, other_group).await.unwrap_err();
+    let wrong_bpjs = submit(&app, &agencies.kesehatan, other_group)
+        .await
+        .unwrap_err();
     assert_eq!(wrong_bpjs.code(), Code::PermissionDenied);
 
     // BPJS Kesehatan reporting JHT, a programme it does not run.
@@ -253,7 +305,9 @@ async fn each_report_is_written_only_by_the_agency_that_owns_it(app: TestApp) {
     );
 
     // The inspector may read but not report.
-    let status = submit(&app, &agencies.inspector, workforce(&id, 10)).await.unwrap_err();
+    let status = submit(&app, &agencies.inspector, workforce(&id, 10))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
@@ -309,7 +363,9 @@ async fn bad_reports_are_refused_naming_the_field(app: TestApp) {
         workers: 0,
         document_reference: String::new(),
     }));
-    let status = submit(&app, &agencies.disnaker, negative_layoff).await.unwrap_err();
+    let status = submit(&app, &agencies.disnaker, negative_layoff)
+        .await
+        .unwrap_err();
     assert_eq!(
         violated_fields(&status),
         [
@@ -320,7 +376,9 @@ async fn bad_reports_are_refused_naming_the_field(app: TestApp) {
     );
 
     let unknown = uuid::Uuid::now_v7().to_string();
-    let status = submit(&app, &agencies.disnaker, workforce(&unknown, 10)).await.unwrap_err();
+    let status = submit(&app, &agencies.disnaker, workforce(&unknown, 10))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
     // A Disnaker whose grant covers Kab. Batang only, reporting on a Kota Pekalongan employer.
@@ -331,8 +389,12 @@ async fn bad_reports_are_refused_naming_the_field(app: TestApp) {
     assert_eq!(status.code(), Code::PermissionDenied);
 
     // More registered than reported is accepted and flagged.
-    submit(&app, &agencies.disnaker, workforce(&id, 100)).await.unwrap();
-    let response = submit(&app, &agencies.kesehatan, jkn(&id, 120)).await.unwrap();
+    submit(&app, &agencies.disnaker, workforce(&id, 100))
+        .await
+        .unwrap();
+    let response = submit(&app, &agencies.kesehatan, jkn(&id, 120))
+        .await
+        .unwrap();
     let status = status_of(&response.statuses, ProgrammeGroup::Jkn);
     assert_eq!(categories(&status), [Cat::Compliant]);
     assert_eq!(
@@ -362,8 +424,16 @@ async fn a_replayed_request_id_stores_nothing_again(app: TestApp) {
         request_id: "wlkp-2026-10-001".into(),
     };
     let mut disnaker = client(&app, &agencies.disnaker);
-    let first = disnaker.submit_report(request.clone()).await.unwrap().into_inner();
-    let again = disnaker.submit_report(request.clone()).await.unwrap().into_inner();
+    let first = disnaker
+        .submit_report(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = disnaker
+        .submit_report(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first.report, again.report);
     assert_eq!(again.report.unwrap().version, 1);
 
@@ -452,15 +522,23 @@ async fn a_bulk_batch_is_all_or_nothing(app: TestApp) {
         .map(|i| bulk_item(&employers[i % employers.len()], 7))
         .collect();
     items[0].request_id = "bulk-2".into();
-    let response = bulk(&app, &agencies.kesehatan, items.clone()).await.unwrap();
+    let response = bulk(&app, &agencies.kesehatan, items.clone())
+        .await
+        .unwrap();
     assert_eq!(response.accepted_count, 2500);
     assert_eq!(response.superseded_count, 2500 - 20);
-    assert_eq!(report_count(&app, &agencies.inspector, &employers[0]).await, 125);
+    assert_eq!(
+        report_count(&app, &agencies.inspector, &employers[0]).await,
+        125
+    );
 
     // The retried batch is a no-op answered with the first result.
     let again = bulk(&app, &agencies.kesehatan, items).await.unwrap();
     assert_eq!(again, response);
-    assert_eq!(report_count(&app, &agencies.inspector, &employers[0]).await, 125);
+    assert_eq!(
+        report_count(&app, &agencies.inspector, &employers[0]).await,
+        125
+    );
     let reports = client(&app, &agencies.inspector)
         .list_reports(proto::ListReportsRequest {
             employer_id: employers[0].clone(),
@@ -483,7 +561,10 @@ async fn a_bulk_batch_is_all_or_nothing(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["end_of_batch"]);
-    assert_eq!(report_count(&app, &agencies.inspector, &employers[0]).await, 125);
+    assert_eq!(
+        report_count(&app, &agencies.inspector, &employers[0]).await,
+        125
+    );
 }
 
 async fn a_stream_cut_midway_stores_nothing(app: TestApp) {
@@ -520,7 +601,11 @@ async fn a_stream_cut_midway_stores_nothing(app: TestApp) {
             .into_inner()
             .events;
         if !events.is_empty() {
-            assert_ne!(events[0].entry.as_ref().unwrap().status_code, 0, "{events:?}");
+            assert_ne!(
+                events[0].entry.as_ref().unwrap().status_code,
+                0,
+                "{events:?}"
+            );
             break;
         }
         assert!(
@@ -543,8 +628,12 @@ async fn non_compliant_employers_are_listed_largest_gap_first(app: TestApp) {
         ("36.71", 3000, 0),
     ] {
         let id = new_employer(&app, region, proto::SizeClass::Large).await;
-        submit(&app, &agencies.disnaker, workforce(&id, total)).await.unwrap();
-        submit(&app, &agencies.kesehatan, jkn(&id, registered)).await.unwrap();
+        submit(&app, &agencies.disnaker, workforce(&id, total))
+            .await
+            .unwrap();
+        submit(&app, &agencies.kesehatan, jkn(&id, registered))
+            .await
+            .unwrap();
         expected.push((id, region, total - registered));
     }
     let list = |request: proto::ListNonCompliantRequest, agency: &TestAgency| {
@@ -567,7 +656,11 @@ async fn non_compliant_employers_are_listed_largest_gap_first(app: TestApp) {
         .iter()
         .map(|e| e.status.as_ref().unwrap().gap)
         .collect();
-    assert_eq!(gaps, [3000, 800, 500, 50], "compliant employers are left out");
+    assert_eq!(
+        gaps,
+        [3000, 800, 500, 50],
+        "compliant employers are left out"
+    );
     assert_eq!(all.employers[0].employer_id, expected[4].0);
     assert_eq!(
         categories(all.employers[0].status.as_ref().unwrap()),
@@ -595,7 +688,11 @@ async fn non_compliant_employers_are_listed_largest_gap_first(app: TestApp) {
         }
         token = page.next_page_token;
     }
-    let ids: Vec<String> = all.employers.iter().map(|e| e.employer_id.clone()).collect();
+    let ids: Vec<String> = all
+        .employers
+        .iter()
+        .map(|e| e.employer_id.clone())
+        .collect();
     assert_eq!(paged, ids);
 
     // Filters: a province, a minimum gap, a category.
@@ -648,9 +745,12 @@ async fn non_compliant_employers_are_listed_largest_gap_first(app: TestApp) {
     assert_eq!(banten.code(), Code::PermissionDenied);
 
     // The group is required; COMPLIANT is not a filter; a token of another query is refused.
-    let status = list(proto::ListNonCompliantRequest::default(), &agencies.inspector)
-        .await
-        .unwrap_err();
+    let status = list(
+        proto::ListNonCompliantRequest::default(),
+        &agencies.inspector,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(violated_fields(&status), ["programme_group"]);
     let status = list(
         proto::ListNonCompliantRequest {
@@ -693,12 +793,18 @@ async fn coverage_adds_up_per_region(app: TestApp) {
         ("36.71", 100, 100),
     ] {
         let id = new_employer(&app, region, proto::SizeClass::Medium).await;
-        submit(&app, &agencies.disnaker, workforce(&id, total)).await.unwrap();
-        submit(&app, &agencies.kesehatan, jkn(&id, registered)).await.unwrap();
+        submit(&app, &agencies.disnaker, workforce(&id, total))
+            .await
+            .unwrap();
+        submit(&app, &agencies.kesehatan, jkn(&id, registered))
+            .await
+            .unwrap();
     }
     // An employer with a workforce report but no registration report counts as non-compliant.
     let unregistered = new_employer(&app, "33.25", proto::SizeClass::Micro).await;
-    submit(&app, &agencies.disnaker, workforce(&unregistered, 100)).await.unwrap();
+    submit(&app, &agencies.disnaker, workforce(&unregistered, 100))
+        .await
+        .unwrap();
 
     let mut forum_client = client(&app, &agencies.inspector);
     let coverage = |region: Option<&str>| proto::GetCoverageRequest {
@@ -734,7 +840,11 @@ async fn coverage_adds_up_per_region(app: TestApp) {
         [("33.25".into(), 500, 100), ("33.75".into(), 1500, 1400)]
     );
 
-    let national = forum_client.get_coverage(coverage(None)).await.unwrap().into_inner();
+    let national = forum_client
+        .get_coverage(coverage(None))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(national.total.unwrap().workers_reported, 2100);
     assert_eq!(national.breakdown.len(), 2, "Jawa Tengah and Banten");
     let city = forum_client

@@ -225,7 +225,10 @@ impl Figures {
             Self::Workforce { wage_bands, .. } if !wage_bands.is_empty() => Some(
                 wage_bands
                     .iter()
-                    .map(|band| band.min_monthly_wage.saturating_mul(u64::from(band.workers)))
+                    .map(|band| {
+                        band.min_monthly_wage
+                            .saturating_mul(u64::from(band.workers))
+                    })
                     .fold(0u64, u64::saturating_add),
             ),
             _ => None,
@@ -675,9 +678,9 @@ pub fn compute_status(
     let workers_reported = workforce.map(|workforce| {
         derived_from.push(workforce.reference());
         let mut laid_off: u32 = 0;
-        for layoff in current().filter(|r| {
-            r.figures.kind() == ReportKind::Layoff && r.period > workforce.period
-        }) {
+        for layoff in current()
+            .filter(|r| r.figures.kind() == ReportKind::Layoff && r.period > workforce.period)
+        {
             derived_from.push(layoff.reference());
             laid_off = laid_off.saturating_add(layoff.figures.workers());
         }
@@ -713,8 +716,8 @@ pub fn compute_status(
             if *amount > 0 || *months > 0 {
                 categories.push(Category::Tunggakan);
             }
-            let unregistered = *registered_workers == 0
-                && workers_reported.is_some_and(|reported| reported > 0);
+            let unregistered =
+                *registered_workers == 0 && workers_reported.is_some_and(|reported| reported > 0);
             if !unregistered {
                 missing_programmes = group
                     .mandatory(employer.size_class)
@@ -740,7 +743,9 @@ pub fn compute_status(
                     && *registered_workers > 0
                 {
                     let declared = reported_wage_total / u64::from(*registered_workers);
-                    if declared.saturating_mul(100) < actual.saturating_mul(100 - WAGE_TOLERANCE_PERCENT) {
+                    if declared.saturating_mul(100)
+                        < actual.saturating_mul(100 - WAGE_TOLERANCE_PERCENT)
+                    {
                         categories.push(Category::PdsUpah);
                     }
                 }
@@ -995,7 +1000,10 @@ mod tests {
         assert_eq!(status.categories, [Category::Compliant]);
         assert_eq!(
             status.flags,
-            [StatusFlag::RegisteredExceedsReported, StatusFlag::PeriodsDiffer]
+            [
+                StatusFlag::RegisteredExceedsReported,
+                StatusFlag::PeriodsDiffer
+            ]
         );
     }
 

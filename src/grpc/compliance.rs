@@ -226,11 +226,9 @@ impl ComplianceService for ComplianceApi {
         if !outcome.replayed {
             audit.mark_recorded();
         }
-        let report = outcome
-            .last
-            .ok_or(ApiError::Store(StoreError::Corrupt(
-                "a stored report batch of one returned no report".into(),
-            )))?;
+        let report = outcome.last.ok_or(ApiError::Store(StoreError::Corrupt(
+            "a stored report batch of one returned no report".into(),
+        )))?;
         let statuses = self
             .store
             .compliance_statuses(report.employer_id)
@@ -308,7 +306,9 @@ impl ComplianceService for ComplianceApi {
             match convert::report_submission(item).validate(&format!("items[{index}]"), today) {
                 Ok(report) => {
                     check_owner(&principal, &report).map_err(|error| {
-                        ApiError::from(AuthError::PermissionDenied(format!("item {index}: {error}")))
+                        ApiError::from(AuthError::PermissionDenied(format!(
+                            "item {index}: {error}"
+                        )))
                     })?;
                 }
                 Err(invalid) => {
@@ -356,7 +356,9 @@ impl ComplianceService for ComplianceApi {
                 ..Default::default()
             },
         )?;
-        let mut file = spool.into_inner().map_err(|e| spool_failed(e.into_error()))?;
+        let mut file = spool
+            .into_inner()
+            .map_err(|e| spool_failed(e.into_error()))?;
         file.rewind().map_err(spool_failed)?;
         let mut items = Spool {
             reader: BufReader::new(file),
@@ -480,7 +482,9 @@ impl ComplianceService for ComplianceApi {
             })
             .map(convert::compliance_status)
             .collect();
-        Ok(Response::new(proto::GetComplianceStatusResponse { statuses }))
+        Ok(Response::new(proto::GetComplianceStatusResponse {
+            statuses,
+        }))
     }
 
     async fn list_non_compliant(
@@ -549,11 +553,12 @@ impl ComplianceService for ComplianceApi {
             .list_non_compliant(&query, after.as_ref(), page_size + 1)
             .await
             .map_err(ApiError::from)?;
-        let (entries, next_page_token) =
-            split_page(entries, page_size, &fingerprint, |entry| NonCompliantCursor {
+        let (entries, next_page_token) = split_page(entries, page_size, &fingerprint, |entry| {
+            NonCompliantCursor {
                 key: entry.sort_key,
                 employer_id: entry.status.employer_id,
-            });
+            }
+        });
         for entry in &entries {
             audit.touch(entry.status.employer_id.to_string());
         }

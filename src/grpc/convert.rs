@@ -9,8 +9,8 @@ use crate::domain::compliance::{
     Category, ComplianceStatus, Figures, FiguresSubmission, Period, ProgrammeGroup, Report,
     ReportKind, ReportSubmission, StatusFlag,
 };
-use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
 use crate::domain::employer::{Employer, EmployerSubmission, SizeClass};
+use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
 use crate::domain::region::RegionCode;
 use crate::domain::scope::Programme;
 use crate::error::ApiError;

@@ -103,7 +103,10 @@ impl Rights {
 impl Selection {
     fn wants(&self, event: &FeedEvent, region: &RegionCode) -> bool {
         (self.types.is_empty() || self.types.contains(&event.event_type))
-            && self.region.as_ref().is_none_or(|prefix| prefix.contains(region))
+            && self
+                .region
+                .as_ref()
+                .is_none_or(|prefix| prefix.contains(region))
     }
 }
 

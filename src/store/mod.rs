@@ -440,8 +440,10 @@ pub trait ComplianceStore: Send + Sync {
     ) -> Result<Vec<Report>, StoreError>;
 
     /// The stored statuses of an employer (none for a group no report concerns yet).
-    async fn compliance_statuses(&self, employer: Uuid)
-    -> Result<Vec<ComplianceStatus>, StoreError>;
+    async fn compliance_statuses(
+        &self,
+        employer: Uuid,
+    ) -> Result<Vec<ComplianceStatus>, StoreError>;
 
     async fn list_non_compliant(
         &self,
