@@ -21,7 +21,7 @@ const MAX_BATCH: usize = 1024;
 const SEQUENCE_BATCH: u32 = 500;
 
 /// Feed events numbered by one transaction at most; feed rows are cheap to move (no tree).
-const FEED_SEQUENCE_BATCH: u32 = 2000;
+const FEED_SEQUENCE_BATCH: u32 = 10_000;
 
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Month, OffsetDateTime};
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::agency::AgencyKind;
@@ -851,16 +851,6 @@ pub struct NonCompliantCursor {
 /// Today's date in Indonesia's westernmost zone (WIB, UTC+7), where periods are counted.
 pub fn today_wib(now: OffsetDateTime) -> Date {
     now.to_offset(time::macros::offset!(+7)).date()
-}
-
-/// The first day of the month after `period`.
-pub fn month_after(period: Period) -> Option<Date> {
-    let (year, month) = if period.month == 12 {
-        (period.year + 1, 1)
-    } else {
-        (period.year, period.month + 1)
-    };
-    Date::from_calendar_date(year, Month::try_from(month).ok()?, 1).ok()
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ macro_rules! sql_store_audit {
                 use $crate::store::StoreError;
 
                 // Most rounds find nothing to do: find that out without taking the lock.
-                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending LIMIT 1")
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
                     .fetch_optional(self.reader())
                     .await?;
                 if waiting.is_none() {

@@ -2,8 +2,9 @@
 //! implementations shared by both backends, instantiated by
 //! `sql_store_compliance!(StoreType, DatabaseType)`. The store type provides `LOCK_EMPLOYERS`
 //! (appended to the employer lookup of a report batch: on PostgreSQL it locks the employers'
-//! rows so concurrent batches for one employer number their versions one after the other) and
-//! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's).
+//! rows so concurrent batches for one employer number their versions one after the other),
+//! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's) and `BULK_WRITE_SETTING`
+//! (a statement run first in a report batch's transaction, if any).
 
 use std::collections::HashMap;
 
@@ -113,25 +114,6 @@ impl TryFrom<FeedRow> for FeedEvent {
     }
 }
 
-/// The stored columns of a feed event.
-pub(super) fn feed_columns(event: &FeedEvent) -> Result<[String; 7], StoreError> {
-    Ok([
-        event.event_type.as_str().to_owned(),
-        event.employer_id.to_string(),
-        event.region_code.clone(),
-        event.read_scope.as_str().to_owned(),
-        event
-            .audience
-            .iter()
-            .map(|kind| kind.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        event.source_agency.clone(),
-        serde_json::to_string(&event.payload)
-            .map_err(|e| StoreError::Corrupt(format!("feed payload: {e}")))?,
-    ])
-}
-
 pub(super) fn status_detail(status: &ComplianceStatus) -> Result<String, StoreError> {
     serde_json::to_string(status).map_err(|e| StoreError::Corrupt(format!("status: {e}")))
 }
@@ -139,6 +121,139 @@ pub(super) fn status_detail(status: &ComplianceStatus) -> Result<String, StoreEr
 pub(super) fn parse_status(detail: &str) -> Result<ComplianceStatus, StoreError> {
     serde_json::from_str(detail).map_err(|e| StoreError::Corrupt(format!("status: {e}")))
 }
+
+/// A `compliance_status` row to insert or replace.
+pub(super) struct StatusRow {
+    pub employer_id: Uuid,
+    pub group: &'static str,
+    pub non_compliant: bool,
+    pub categories: i64,
+    pub gap: i64,
+    pub arrears_amount: i64,
+    pub priority: i64,
+    pub region_code: String,
+    pub province_code: String,
+    pub size_class: Option<String>,
+    pub detail: String,
+    pub computed_at: OffsetDateTime,
+}
+
+impl StatusRow {
+    pub fn new(employer: &EmployerFactsRow, status: &ComplianceStatus) -> Result<Self, StoreError> {
+        Ok(Self {
+            employer_id: employer.id,
+            group: status.group.as_str(),
+            non_compliant: status.is_non_compliant(),
+            categories: status.category_mask(),
+            gap: i64::from(status.gap),
+            arrears_amount: db_int(status.arrears_amount),
+            priority: db_int(status.priority_score),
+            region_code: employer.region_code.clone(),
+            province_code: employer.province_code.clone(),
+            size_class: employer.size_class.clone(),
+            detail: status_detail(status)?,
+            computed_at: status.computed_at,
+        })
+    }
+}
+
+/// A `reports` row to insert.
+pub(super) struct ReportInsert {
+    pub id: Uuid,
+    pub employer_id: Uuid,
+    pub kind: &'static str,
+    pub group: Option<&'static str>,
+    pub period: String,
+    pub series: String,
+    pub version: i64,
+    pub supersedes: Option<Uuid>,
+    pub superseded: bool,
+    pub source_agency: String,
+    pub submitted_at: OffsetDateTime,
+    pub figures: String,
+    pub workers: i64,
+    pub arrears_amount: i64,
+    pub region_code: String,
+    pub province_code: String,
+}
+
+impl ReportInsert {
+    pub fn new(report: &Report, employer: &EmployerFactsRow) -> Result<Self, StoreError> {
+        let arrears = match &report.figures {
+            Figures::Registration { arrears_amount, .. } => *arrears_amount,
+            _ => 0,
+        };
+        Ok(Self {
+            id: report.id,
+            employer_id: report.employer_id,
+            kind: report.figures.kind().as_str(),
+            group: report.figures.group().map(|g| g.as_str()),
+            period: report.period.to_string(),
+            series: report.series(),
+            version: i64::from(report.version),
+            supersedes: report.supersedes,
+            superseded: report.superseded,
+            source_agency: report.source_agency.clone(),
+            submitted_at: report.submitted_at,
+            figures: serde_json::to_string(&report.figures)
+                .map_err(|e| StoreError::Corrupt(format!("report figures: {e}")))?,
+            workers: i64::from(report.figures.workers()),
+            arrears_amount: db_int(arrears),
+            region_code: employer.region_code.clone(),
+            province_code: employer.province_code.clone(),
+        })
+    }
+}
+
+/// A `feed_pending` row to insert.
+pub(super) struct FeedInsert {
+    pub event_type: &'static str,
+    pub time_us: i64,
+    pub employer_id: String,
+    pub region_code: String,
+    pub read_scope: &'static str,
+    pub audience: String,
+    pub source_agency: String,
+    pub payload: String,
+}
+
+impl FeedInsert {
+    pub fn new(event: &FeedEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_type: event.event_type.as_str(),
+            time_us: event.time_us,
+            employer_id: event.employer_id.to_string(),
+            region_code: event.region_code.clone(),
+            read_scope: event.read_scope.as_str(),
+            audience: event
+                .audience
+                .iter()
+                .map(|kind| kind.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            source_agency: event.source_agency.clone(),
+            payload: serde_json::to_string(&event.payload)
+                .map_err(|e| StoreError::Corrupt(format!("feed payload: {e}")))?,
+        })
+    }
+}
+
+pub(super) const REPORT_INSERT: &str = "INSERT INTO reports (id, employer_id, kind, programme_group, \
+     period, series, version, supersedes, superseded, source_agency, submitted_at, figures, \
+     workers, arrears_amount, region_code, province_code) ";
+
+pub(super) const STATUS_INSERT: &str = "INSERT INTO compliance_status (employer_id, programme_group, \
+     non_compliant, categories, gap, arrears_amount, priority, region_code, province_code, \
+     size_class, detail, computed_at) ";
+
+pub(super) const FEED_INSERT: &str = "INSERT INTO feed_pending (event_type, time_us, employer_id, \
+     region_code, read_scope, audience, source_agency, payload) ";
+
+pub(super) const STATUS_UPSERT_CONFLICT: &str = " ON CONFLICT (employer_id, programme_group) DO UPDATE SET \
+     non_compliant = excluded.non_compliant, categories = excluded.categories, gap = excluded.gap, \
+     arrears_amount = excluded.arrears_amount, priority = excluded.priority, \
+     region_code = excluded.region_code, province_code = excluded.province_code, \
+     size_class = excluded.size_class, detail = excluded.detail, computed_at = excluded.computed_at";
 
 /// Figures above `i64::MAX` cannot occur in practice; clamp rather than fail a write.
 pub(super) fn db_int(value: u64) -> i64 {
@@ -163,25 +278,19 @@ macro_rules! sql_store_compliance {
                 if !ids.is_empty() {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "SELECT id, npwp, region_code, province_code, size_class FROM employers \
-                         WHERE id IN (",
+                         WHERE id",
                     );
-                    let mut list = query.separated(", ");
-                    for id in ids {
-                        list.push_bind(*id);
-                    }
-                    query.push(") ORDER BY id").push(Self::LOCK_EMPLOYERS);
+                    Self::push_in(&mut query, ids);
+                    query.push(" ORDER BY id").push(Self::LOCK_EMPLOYERS);
                     found.extend(query.build_query_as().fetch_all(&mut **tx).await?);
                 }
                 if !npwps.is_empty() {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "SELECT id, npwp, region_code, province_code, size_class FROM employers \
-                         WHERE npwp IN (",
+                         WHERE npwp",
                     );
-                    let mut list = query.separated(", ");
-                    for npwp in npwps {
-                        list.push_bind(npwp.as_str());
-                    }
-                    query.push(") ORDER BY id").push(Self::LOCK_EMPLOYERS);
+                    Self::push_in(&mut query, npwps);
+                    query.push(" ORDER BY id").push(Self::LOCK_EMPLOYERS);
                     found.extend(query.build_query_as().fetch_all(&mut **tx).await?);
                 }
                 Ok(found)
@@ -197,13 +306,9 @@ macro_rules! sql_store_compliance {
                 for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(format!(
                         "SELECT {REPORT_COLUMNS} FROM reports WHERE NOT superseded \
-                         AND employer_id IN ("
+                         AND employer_id"
                     ));
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    query.push(")");
+                    Self::push_in(&mut query, chunk);
                     let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
                     for row in rows {
                         let report = $crate::domain::compliance::Report::try_from(row)?;
@@ -225,7 +330,7 @@ macro_rules! sql_store_compliance {
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::domain::compliance::{EmployerFacts, ProgrammeGroup, compute_status};
                 use $crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
-                use $crate::store::compliance::{db_int, parse_status, status_detail};
+                use $crate::store::compliance::parse_status;
 
                 let with_reports: Vec<_> = employers
                     .iter()
@@ -236,15 +341,12 @@ macro_rules! sql_store_compliance {
                 }
                 let mut stored = std::collections::HashMap::new();
                 for chunk in with_reports.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let ids: Vec<uuid::Uuid> = chunk.iter().map(|e| e.id).collect();
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "SELECT employer_id, programme_group, detail, region_code, size_class \
-                         FROM compliance_status WHERE employer_id IN (",
+                         FROM compliance_status WHERE employer_id",
                     );
-                    let mut list = query.separated(", ");
-                    for employer in chunk {
-                        list.push_bind(employer.id);
-                    }
-                    query.push(")");
+                    Self::push_in(&mut query, &ids);
                     let rows: Vec<(uuid::Uuid, String, String, String, Option<String>)> =
                         query.build_query_as().fetch_all(&mut **tx).await?;
                     for (id, group, detail, region, size) in rows {
@@ -277,41 +379,14 @@ macro_rules! sql_store_compliance {
                         }
                     }
                 }
-                for chunk in changed.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let details = chunk
-                        .iter()
-                        .map(|(_, status)| status_detail(status))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO compliance_status (employer_id, programme_group, \
-                         non_compliant, categories, gap, arrears_amount, priority, region_code, \
-                         province_code, size_class, detail, computed_at) ",
-                    );
-                    query.push_values(chunk.iter().zip(&details), |mut row, ((e, s), detail)| {
-                        row.push_bind(e.id)
-                            .push_bind(s.group.as_str())
-                            .push_bind(s.is_non_compliant())
-                            .push_bind(s.category_mask())
-                            .push_bind(i64::from(s.gap))
-                            .push_bind(db_int(s.arrears_amount))
-                            .push_bind(db_int(s.priority_score))
-                            .push_bind(e.region_code.as_str())
-                            .push_bind(e.province_code.as_str())
-                            .push_bind(e.size_class.as_deref())
-                            .push_bind(detail.as_str())
-                            .push_bind(s.computed_at);
-                    });
-                    query.push(
-                        " ON CONFLICT (employer_id, programme_group) DO UPDATE SET \
-                         non_compliant = excluded.non_compliant, \
-                         categories = excluded.categories, gap = excluded.gap, \
-                         arrears_amount = excluded.arrears_amount, \
-                         priority = excluded.priority, region_code = excluded.region_code, \
-                         province_code = excluded.province_code, \
-                         size_class = excluded.size_class, detail = excluded.detail, \
-                         computed_at = excluded.computed_at",
-                    );
-                    query.build().execute(&mut **tx).await?;
+                let rows = changed
+                    .iter()
+                    .map(|(employer, status)| {
+                        $crate::store::compliance::StatusRow::new(employer, status)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for chunk in rows.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    Self::write_status_rows(tx, chunk).await?;
                 }
                 for (employer, status) in changed {
                     events.push(FeedEvent::new(
@@ -330,26 +405,12 @@ macro_rules! sql_store_compliance {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::domain::feed::FeedEvent],
             ) -> Result<(), $crate::store::StoreError> {
-                for chunk in events.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let columns = chunk
-                        .iter()
-                        .map($crate::store::compliance::feed_columns)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO feed_pending (event_type, time_us, employer_id, region_code, \
-                         read_scope, audience, source_agency, payload) ",
-                    );
-                    query.push_values(chunk.iter().zip(&columns), |mut row, (event, c)| {
-                        row.push_bind(c[0].as_str())
-                            .push_bind(event.time_us)
-                            .push_bind(c[1].as_str())
-                            .push_bind(c[2].as_str())
-                            .push_bind(c[3].as_str())
-                            .push_bind(c[4].as_str())
-                            .push_bind(c[5].as_str())
-                            .push_bind(c[6].as_str());
-                    });
-                    query.build().execute(&mut **tx).await?;
+                let rows = events
+                    .iter()
+                    .map($crate::store::compliance::FeedInsert::new)
+                    .collect::<Result<Vec<_>, _>>()?;
+                for chunk in rows.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    Self::write_feed_rows(tx, chunk).await?;
                 }
                 Ok(())
             }
@@ -363,10 +424,13 @@ macro_rules! sql_store_compliance {
 
                 use $crate::domain::compliance::{EmployerRef, Report};
                 use $crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
-                use $crate::store::compliance::{CurrentReports, db_int};
+                use $crate::store::compliance::CurrentReports;
                 use $crate::store::{StoreError, SubmitOutcome, now_micros};
 
                 let mut tx = self.begin_write().await?;
+                if let Some(setting) = Self::BULK_WRITE_SETTING {
+                    sqlx::query(setting).execute(&mut *tx).await?;
+                }
                 if let Some(key) = &batch.idempotency
                     && let Some(first) = Self::replay::<SubmitOutcome>(&mut tx, key).await?
                 {
@@ -499,54 +563,19 @@ macro_rules! sql_store_compliance {
 
                     if !superseded_stored.is_empty() {
                         let mut query = sqlx::QueryBuilder::<$db>::new(
-                            "UPDATE reports SET superseded = TRUE WHERE id IN (",
+                            "UPDATE reports SET superseded = TRUE WHERE id",
                         );
-                        let mut list = query.separated(", ");
-                        for id in &superseded_stored {
-                            list.push_bind(*id);
-                        }
-                        query.push(")");
+                        Self::push_in(&mut query, &superseded_stored);
                         query.build().execute(&mut *tx).await?;
                     }
-                    let figures = new_reports
+                    let rows = new_reports
                         .iter()
-                        .map(|r| serde_json::to_string(&r.figures))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| StoreError::Corrupt(format!("report figures: {e}")))?;
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO reports (id, employer_id, kind, programme_group, period, \
-                         series, version, supersedes, superseded, source_agency, submitted_at, \
-                         figures, workers, arrears_amount, region_code, province_code) ",
-                    );
-                    insert.push_values(
-                        new_reports.iter().zip(&figures).zip(&employers),
-                        |mut row, ((report, figures), employer)| {
-                            let arrears = match &report.figures {
-                                $crate::domain::compliance::Figures::Registration {
-                                    arrears_amount,
-                                    ..
-                                } => *arrears_amount,
-                                _ => 0,
-                            };
-                            row.push_bind(report.id)
-                                .push_bind(report.employer_id)
-                                .push_bind(report.figures.kind().as_str())
-                                .push_bind(report.figures.group().map(|g| g.as_str()))
-                                .push_bind(report.period.to_string())
-                                .push_bind(report.series())
-                                .push_bind(i64::from(report.version))
-                                .push_bind(report.supersedes)
-                                .push_bind(report.superseded)
-                                .push_bind(source)
-                                .push_bind(now)
-                                .push_bind(figures.as_str())
-                                .push_bind(i64::from(report.figures.workers()))
-                                .push_bind(db_int(arrears))
-                                .push_bind(employer.region_code.as_str())
-                                .push_bind(employer.province_code.as_str());
-                        },
-                    );
-                    insert.build().execute(&mut *tx).await?;
+                        .zip(&employers)
+                        .map(|(report, employer)| {
+                            $crate::store::compliance::ReportInsert::new(report, employer)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Self::write_report_rows(&mut tx, &rows).await?;
 
                     let unique: Vec<&_> = {
                         let mut seen = HashSet::new();
@@ -789,7 +818,7 @@ macro_rules! sql_store_compliance {
                 &self,
                 limit: u32,
             ) -> Result<Option<u64>, $crate::store::StoreError> {
-                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending LIMIT 1")
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT 1")
                     .fetch_optional(self.reader())
                     .await?;
                 if waiting.is_none() {
@@ -799,47 +828,32 @@ macro_rules! sql_store_compliance {
                 let head: i64 = sqlx::query_scalar(Self::LOCK_FEED_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                let pending: Vec<(i64, String, i64, String, String, String, String, String, String)> =
-                    sqlx::query_as(
-                        "SELECT id, event_type, time_us, employer_id, region_code, read_scope, \
-                         audience, source_agency, payload FROM feed_pending ORDER BY id LIMIT $1",
-                    )
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                // Only the ids travel: the events move inside the database, numbered in id order
+                // after the head.
+                let pending: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT $1")
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *tx)
+                        .await?;
                 if pending.is_empty() {
                     return Ok(None);
                 }
-                for (offset, chunk) in pending
-                    .chunks($crate::store::compliance::ROWS_PER_STATEMENT)
-                    .enumerate()
-                {
-                    let first = head + 1 + (offset * $crate::store::compliance::ROWS_PER_STATEMENT) as i64;
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO feed_events (seq, event_type, time_us, employer_id, \
-                         region_code, read_scope, audience, source_agency, payload) ",
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO feed_events (seq, event_type, time_us, employer_id, region_code, \
+                     read_scope, audience, source_agency, payload) SELECT ",
+                );
+                insert
+                    .push_bind(head)
+                    .push(
+                        " + ROW_NUMBER() OVER (ORDER BY id), event_type, time_us, employer_id, \
+                         region_code, read_scope, audience, source_agency, payload \
+                         FROM feed_pending WHERE id",
                     );
-                    insert.push_values(chunk.iter().enumerate(), |mut row, (i, p)| {
-                        row.push_bind(first + i as i64)
-                            .push_bind(p.1.as_str())
-                            .push_bind(p.2)
-                            .push_bind(p.3.as_str())
-                            .push_bind(p.4.as_str())
-                            .push_bind(p.5.as_str())
-                            .push_bind(p.6.as_str())
-                            .push_bind(p.7.as_str())
-                            .push_bind(p.8.as_str());
-                    });
-                    insert.build().execute(&mut *tx).await?;
-                    let mut delete =
-                        sqlx::QueryBuilder::<$db>::new("DELETE FROM feed_pending WHERE id IN (");
-                    let mut list = delete.separated(", ");
-                    for p in chunk {
-                        list.push_bind(p.0);
-                    }
-                    delete.push(")");
-                    delete.build().execute(&mut *tx).await?;
-                }
+                Self::push_in(&mut insert, &pending);
+                insert.build().execute(&mut *tx).await?;
+                let mut delete = sqlx::QueryBuilder::<$db>::new("DELETE FROM feed_pending WHERE id");
+                Self::push_in(&mut delete, &pending);
+                delete.build().execute(&mut *tx).await?;
                 let new_head = head + pending.len() as i64;
                 sqlx::query("UPDATE feed_head SET size = $1 WHERE id = 1")
                     .bind(new_head)

@@ -7,6 +7,10 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::StoreError;
+use super::compliance::{
+    FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
+    StatusRow,
+};
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -17,6 +21,10 @@ impl PostgresStore {
     const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1 FOR UPDATE";
     // Concurrent report batches for one employer take turns, so versions never collide.
+    // A batch's lookups go by employer id and must use the indexes even while the batch itself
+    // fills the tables: statistics gathered before a large first load (or none, inside its
+    // still uncommitted transaction) would have the planner scan whole tables per chunk.
+    const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
     const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -39,6 +47,123 @@ impl PostgresStore {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// Appends ` = ANY($n)` matching any of `values`: one array parameter, so the statement is
+    /// the same whatever the number of values and PostgreSQL plans it once.
+    fn push_in<'q, T>(query: &mut sqlx::QueryBuilder<'q, Postgres>, values: &'q [T])
+    where
+        T: sqlx::postgres::PgHasArrayType
+            + sqlx::Encode<'q, Postgres>
+            + sqlx::Type<Postgres>
+            + Clone
+            + Send
+            + 'q,
+        Vec<T>: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres>,
+    {
+        query.push(" = ANY(").push_bind(values.to_vec()).push(")");
+    }
+
+    // Multi-row writes bind one array per column and UNNEST them: the statement has the same
+    // dozen parameters whatever the number of rows, so PostgreSQL plans it once, where a VALUES
+    // list would carry thousands of parameters to parse and plan on every batch.
+
+    /// Inserts report rows with one statement.
+    async fn write_report_rows(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        rows: &[ReportInsert],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&ReportInsert) -> String| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(&format!(
+            "{REPORT_INSERT} SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::int8[], $8::uuid[], $9::bool[], \
+             $10::text[], $11::timestamptz[], $12::text[], $13::int8[], $14::int8[], \
+             $15::text[], $16::text[])"
+        ))
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.employer_id).collect::<Vec<_>>())
+        .bind(column(|r| r.kind.to_owned()))
+        .bind(rows.iter().map(|r| r.group).collect::<Vec<_>>())
+        .bind(column(|r| r.period.clone()))
+        .bind(column(|r| r.series.clone()))
+        .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.supersedes).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.superseded).collect::<Vec<_>>())
+        .bind(column(|r| r.source_agency.clone()))
+        .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
+        .bind(column(|r| r.figures.clone()))
+        .bind(rows.iter().map(|r| r.workers).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.arrears_amount).collect::<Vec<_>>())
+        .bind(column(|r| r.region_code.clone()))
+        .bind(column(|r| r.province_code.clone()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts or replaces status rows with one statement.
+    async fn write_status_rows(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        rows: &[StatusRow],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&StatusRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+        let number = |f: fn(&StatusRow) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(&format!(
+            "{STATUS_INSERT} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bool[], \
+             $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[], \
+             $10::text[], $11::text[], $12::timestamptz[]){STATUS_UPSERT_CONFLICT}"
+        ))
+        .bind(rows.iter().map(|s| s.employer_id).collect::<Vec<_>>())
+        .bind(column(|s| s.group.to_owned()))
+        .bind(rows.iter().map(|s| s.non_compliant).collect::<Vec<_>>())
+        .bind(number(|s| s.categories))
+        .bind(number(|s| s.gap))
+        .bind(number(|s| s.arrears_amount))
+        .bind(number(|s| s.priority))
+        .bind(column(|s| s.region_code.clone()))
+        .bind(column(|s| s.province_code.clone()))
+        .bind(
+            rows.iter()
+                .map(|s| s.size_class.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(column(|s| s.detail.clone()))
+        .bind(rows.iter().map(|s| s.computed_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues feed events with one statement.
+    async fn write_feed_rows(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        rows: &[FeedInsert],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&FeedInsert) -> String| rows.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(&format!(
+            "{FEED_INSERT} SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[])"
+        ))
+        .bind(column(|f| f.event_type.to_owned()))
+        .bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
+        .bind(column(|f| f.employer_id.clone()))
+        .bind(column(|f| f.region_code.clone()))
+        .bind(column(|f| f.read_scope.to_owned()))
+        .bind(column(|f| f.audience.clone()))
+        .bind(column(|f| f.source_agency.clone()))
+        .bind(column(|f| f.payload.clone()))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     fn reader(&self) -> &PgPool {

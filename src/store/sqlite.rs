@@ -12,6 +12,10 @@ use sqlx::{
 };
 
 use super::StoreError;
+use super::compliance::{
+    FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
+    StatusRow,
+};
 use crate::config::DatabaseConfig;
 
 pub struct SqliteStore {
@@ -24,6 +28,7 @@ impl SqliteStore {
     // Write transactions already hold the write lock (`begin_write`).
     const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
+    const BULK_WRITE_SETTING: Option<&'static str> = None;
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -72,6 +77,102 @@ impl SqliteStore {
     /// the same file) instead of failing when it upgrades.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Appends ` IN (…)` matching any of `values`.
+    fn push_in<'q, T>(query: &mut sqlx::QueryBuilder<'q, Sqlite>, values: &'q [T])
+    where
+        T: sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Sync + 'q,
+        &'q T: sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        query.push(" IN (");
+        let mut list = query.separated(", ");
+        for value in values {
+            list.push_bind(value);
+        }
+        query.push(")");
+    }
+
+    /// Inserts report rows with one multi-row statement.
+    async fn write_report_rows(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        rows: &[ReportInsert],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(REPORT_INSERT);
+        insert.push_values(rows, |mut row, r| {
+            row.push_bind(r.id)
+                .push_bind(r.employer_id)
+                .push_bind(r.kind)
+                .push_bind(r.group)
+                .push_bind(&r.period)
+                .push_bind(&r.series)
+                .push_bind(r.version)
+                .push_bind(r.supersedes)
+                .push_bind(r.superseded)
+                .push_bind(&r.source_agency)
+                .push_bind(r.submitted_at)
+                .push_bind(&r.figures)
+                .push_bind(r.workers)
+                .push_bind(r.arrears_amount)
+                .push_bind(&r.region_code)
+                .push_bind(&r.province_code);
+        });
+        insert.build().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Inserts or replaces status rows with one multi-row statement.
+    async fn write_status_rows(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        rows: &[StatusRow],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(STATUS_INSERT);
+        insert.push_values(rows, |mut row, s| {
+            row.push_bind(s.employer_id)
+                .push_bind(s.group)
+                .push_bind(s.non_compliant)
+                .push_bind(s.categories)
+                .push_bind(s.gap)
+                .push_bind(s.arrears_amount)
+                .push_bind(s.priority)
+                .push_bind(&s.region_code)
+                .push_bind(&s.province_code)
+                .push_bind(&s.size_class)
+                .push_bind(&s.detail)
+                .push_bind(s.computed_at);
+        });
+        insert.push(STATUS_UPSERT_CONFLICT);
+        insert.build().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Queues feed events with one multi-row statement.
+    async fn write_feed_rows(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        rows: &[FeedInsert],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(FEED_INSERT);
+        insert.push_values(rows, |mut row, f| {
+            row.push_bind(f.event_type)
+                .push_bind(f.time_us)
+                .push_bind(&f.employer_id)
+                .push_bind(&f.region_code)
+                .push_bind(f.read_scope)
+                .push_bind(&f.audience)
+                .push_bind(&f.source_agency)
+                .push_bind(&f.payload);
+        });
+        insert.build().execute(&mut **tx).await?;
+        Ok(())
     }
 
     fn reader(&self) -> &SqlitePool {

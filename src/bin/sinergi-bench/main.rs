@@ -5,7 +5,9 @@
 //! check: the same transport, codec and middleware with no application work, so the ratio says
 //! what the application itself costs on this machine, whatever the machine.
 //!
-//! `cargo run --release --bin sinergi-bench -- --backend sqlite|postgres`
+//! `cargo run --release --bin sinergi-bench -- --backend sqlite|postgres [--suite compliance]`
+
+mod compliance;
 
 use std::{
     sync::Arc,
@@ -18,7 +20,7 @@ use sinergi::{
     app::App,
     auth::{Authenticator, bootstrap_admin, keys::SigningKey},
     client::{AdminClient, BearerToken, issue_token, onboard_agency},
-    config::Config,
+    config::{AuthConfig, Config},
     domain::agency::KeyAlgorithm,
     proto::{
         self, GetEmployerRequest, UpsertEmployerRequest,
@@ -37,11 +39,25 @@ enum Backend {
     Postgres,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    /// The registry, token checks and the audit log.
+    Registry,
+    /// Bulk ingest, the non-compliance list and the change feed, over a large registry.
+    Compliance,
+}
+
 #[derive(Parser)]
 #[command(about = "Measure Sinergi RPCs against the health-check baseline")]
 struct Args {
     #[arg(long, value_enum, default_value = "sqlite")]
     backend: Backend,
+    #[arg(long, value_enum, default_value = "registry")]
+    suite: Suite,
+    /// Employers in the registry of the compliance suite, each reported on by Disnaker and by
+    /// BPJS Kesehatan through one bulk stream each.
+    #[arg(long, default_value_t = 1_000_000)]
+    compliance_employers: u64,
     /// PostgreSQL server on which a scratch database is created (and dropped afterwards).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
@@ -138,6 +154,28 @@ where
     }
 }
 
+/// The health check driven like a workload: the same transport, codec and middleware with no
+/// application work, which every workload's ratio is taken against.
+async fn health_baseline(
+    channels: &[Channel],
+    concurrency: usize,
+    duration: Duration,
+) -> Measurement {
+    drive(
+        "health Check (baseline)",
+        channels,
+        concurrency,
+        duration,
+        |channel, _| async move {
+            HealthClient::new(channel)
+                .check(HealthCheckRequest::default())
+                .await
+                .map(drop)
+        },
+    )
+    .await
+}
+
 fn xorshift(mut x: u64) -> u64 {
     x ^= x << 13;
     x ^= x >> 7;
@@ -225,6 +263,13 @@ fn report(measurements: &[Measurement]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The server's warnings and errors, which a measurement must not hide.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let data_dir = tempfile::tempdir()?;
     let scratch = match args.backend {
         Backend::Sqlite => None,
@@ -236,6 +281,11 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         data_dir: data_dir.path().to_owned(),
         database_url: scratch.as_ref().map(|db| db.url().to_owned()),
+        // A run over a large registry outlasts the default token lifetime.
+        auth: AuthConfig {
+            access_token_ttl_secs: 24 * 3600,
+            ..AuthConfig::default()
+        },
         ..Config::default()
     };
     let outcome = run(&args, config).await;
@@ -361,9 +411,30 @@ async fn cached_verification(
     Ok(batches[batches.len() / 2])
 }
 
-/// An administrator, as `sinergi admin bootstrap` makes one, and the agency the workloads run
-/// as: allowed to read and write the registry in every region.
-async fn bench_agency(config: &Config, channel: Channel) -> anyhow::Result<BearerToken> {
+/// An agency onboarded by the administrator, and a token for all of its grants.
+async fn onboard(
+    admin: &mut AdminClient,
+    channel: Channel,
+    id: &str,
+    kind: proto::AgencyKind,
+    grants: &[(&str, &[&str])],
+) -> anyhow::Result<BearerToken> {
+    let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
+    let agency = proto::Agency {
+        id: id.into(),
+        kind: kind.into(),
+        display_name: format!("Benchmark {id}"),
+        ..Default::default()
+    };
+    onboard_agency(admin, agency, &key, grants).await?;
+    let token = issue_token(channel, id, &key, "sinergi", None, None)
+        .await?
+        .access_token;
+    Ok(BearerToken::new(&token)?)
+}
+
+/// An administrator, as `sinergi admin bootstrap` makes one.
+async fn bench_admin(config: &Config, channel: Channel) -> anyhow::Result<AdminClient> {
     let (admin_key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
     let store = store::connect(config).await?;
     store.migrate().await?;
@@ -385,29 +456,12 @@ async fn bench_agency(config: &Config, channel: Channel) -> anyhow::Result<Beare
     )
     .await?
     .access_token;
-    let mut admin: AdminClient =
+    Ok(
         proto::agency_admin_service_client::AgencyAdminServiceClient::with_interceptor(
-            channel.clone(),
+            channel,
             BearerToken::new(&admin_token)?,
-        );
-    let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
-    let agency = proto::Agency {
-        id: "bench-disnaker".into(),
-        kind: proto::AgencyKind::Disnaker.into(),
-        display_name: "Benchmark Disnaker".into(),
-        ..Default::default()
-    };
-    onboard_agency(
-        &mut admin,
-        agency,
-        &key,
-        &[("employers.read", &[]), ("employers.write", &[])],
+        ),
     )
-    .await?;
-    let token = issue_token(channel, "bench-disnaker", &key, "sinergi", None, None)
-        .await?
-        .access_token;
-    Ok(BearerToken::new(&token)?)
 }
 
 async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
@@ -428,7 +482,56 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
                 .await?,
         );
     }
-    let bearer = bench_agency(&config, channels[0].clone()).await?;
+    let mut admin = bench_admin(&config, channels[0].clone()).await?;
+    if args.suite == Suite::Compliance {
+        let writer: &[(&str, &[&str])] = &[("reports.write", &[]), ("compliance.read", &[])];
+        let tokens = compliance::Tokens {
+            disnaker: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-disnaker",
+                proto::AgencyKind::Disnaker,
+                writer,
+            )
+            .await?,
+            kesehatan: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-bpjs-kesehatan",
+                proto::AgencyKind::BpjsKesehatan,
+                writer,
+            )
+            .await?,
+            inspector: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-inspector",
+                proto::AgencyKind::DisnakertransProvinsi,
+                &[("compliance.read", &[]), ("feed.read", &[])],
+            )
+            .await?,
+        };
+        compliance::run(
+            &config,
+            &channels,
+            &tokens,
+            args.compliance_employers,
+            args.concurrency,
+            Duration::from_secs(args.seconds),
+        )
+        .await?;
+        let _ = stop.send(());
+        server.await??;
+        return Ok(());
+    }
+    let bearer = onboard(
+        &mut admin,
+        channels[0].clone(),
+        "bench-registry",
+        proto::AgencyKind::Disnaker,
+        &[("employers.read", &[]), ("employers.write", &[])],
+    )
+    .await?;
     let (ids, load_time) = load(channels[0].clone(), &bearer, args.employers).await?;
     println!(
         "backend {:?}: loaded {} employers in {:.2} s ({:.0}/s, 8 writers); {} in flight, {} s per workload, {} connections",
@@ -442,19 +545,7 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     );
 
     let duration = Duration::from_secs(args.seconds);
-    let baseline = drive(
-        "health Check (baseline)",
-        &channels,
-        args.concurrency,
-        duration,
-        |channel, _| async move {
-            HealthClient::new(channel)
-                .check(HealthCheckRequest::default())
-                .await
-                .map(drop)
-        },
-    )
-    .await;
+    let baseline = health_baseline(&channels, args.concurrency, duration).await;
     let ids = Arc::new(ids);
     let get_bearer = bearer.clone();
     let get = drive(
