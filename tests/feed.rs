@@ -40,6 +40,19 @@ async fn next_event(stream: &mut Streaming<proto::WatchResponse>) -> proto::Feed
     }
 }
 
+/// A BPJS Kesehatan office that may follow every change in every region.
+async fn watcher(app: &TestApp) -> TestAgency {
+    app.agency(
+        AgencyKind::BpjsKesehatan,
+        &[
+            ("feed.read", &[]),
+            ("employers.read", &[]),
+            ("compliance.read", &[]),
+        ],
+    )
+    .await
+}
+
 async fn reporter(app: &TestApp, kind: AgencyKind) -> TestAgency {
     app.agency(kind, &[("reports.write", &[]), ("compliance.read", &[])])
         .await
@@ -85,16 +98,7 @@ fn event_type(event: &proto::FeedEvent) -> FeedEventType {
 }
 
 async fn changes_arrive_in_order_and_resume_without_gaps_or_repeats(app: TestApp) {
-    let watcher = app
-        .agency(
-            AgencyKind::BpjsKesehatan,
-            &[
-                ("feed.read", &[]),
-                ("employers.read", &[]),
-                ("compliance.read", &[]),
-            ],
-        )
-        .await;
+    let watcher = watcher(&app).await;
     let disnaker = reporter(&app, AgencyKind::Disnaker).await;
     let mut live = watch(&app, &watcher, proto::WatchRequest::default())
         .await
@@ -298,16 +302,7 @@ async fn impatient_app(backend: Backend) -> TestApp {
 
 async fn slow_and_idle_subscribers(backend: Backend) {
     let app = impatient_app(backend).await;
-    let watcher = app
-        .agency(
-            AgencyKind::BpjsKesehatan,
-            &[
-                ("feed.read", &[]),
-                ("employers.read", &[]),
-                ("compliance.read", &[]),
-            ],
-        )
-        .await;
+    let watcher = watcher(&app).await;
 
     // Idle: heartbeats come, carrying the head.
     let mut idle = watch(&app, &watcher, proto::WatchRequest::default())

@@ -15,8 +15,7 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::employer::{cursor_of, idempotency_key, page_size_of, within_grant};
-use super::{call_audit, convert, principal, split_page};
-use crate::audit::digest;
+use super::{WriteCall, call_audit, convert, principal, split_page, write_call};
 use crate::auth::AuthError;
 use crate::auth::principal::Principal;
 use crate::domain::ValidationError;
@@ -181,18 +180,16 @@ impl ComplianceService for ComplianceApi {
         &self,
         request: Request<proto::SubmitReportRequest>,
     ) -> Result<Response<proto::SubmitReportResponse>, Status> {
-        let principal = principal(&request)?;
-        let audit = call_audit(&request);
-        let writable = principal.require(Scope::ReportsWrite)?;
-        let request = request.into_inner();
-        audit.set_request_id(request.request_id.trim());
-        let request_sha256 = digest(&request);
-        let idempotency = idempotency_key(
-            principal.agency_id(),
-            &request.request_id,
-            "SubmitReport",
-            &request,
-        )?;
+        let WriteCall {
+            principal,
+            audit,
+            writable,
+            message: request,
+            request_sha256,
+            idempotency,
+        } = write_call(request, Scope::ReportsWrite, "SubmitReport", |r| {
+            &r.request_id
+        })?;
         let submission = request
             .report
             .ok_or_else(|| ApiError::invalid("report", "the report is required"))?;

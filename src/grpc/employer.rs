@@ -7,8 +7,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{call_audit, convert, principal, split_page};
-use crate::audit::digest;
+use super::{WriteCall, call_audit, convert, principal, split_page, write_call};
 use crate::auth::AuthError;
 use crate::domain::agency::AgencyId;
 use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
@@ -95,18 +94,16 @@ impl EmployerService for EmployerApi {
         &self,
         request: Request<proto::UpsertEmployerRequest>,
     ) -> Result<Response<proto::UpsertEmployerResponse>, Status> {
-        let principal = principal(&request)?;
-        let audit = call_audit(&request);
-        let writable = principal.require(Scope::EmployersWrite)?;
-        let request = request.into_inner();
-        audit.set_request_id(request.request_id.trim());
-        let request_sha256 = digest(&request);
-        let idempotency = idempotency_key(
-            principal.agency_id(),
-            &request.request_id,
-            "UpsertEmployer",
-            &request,
-        )?;
+        let WriteCall {
+            audit,
+            writable,
+            message: request,
+            request_sha256,
+            idempotency,
+            ..
+        } = write_call(request, Scope::EmployersWrite, "UpsertEmployer", |r| {
+            &r.request_id
+        })?;
         let employer = request
             .employer
             .ok_or_else(|| ApiError::invalid("employer", "the employer to write is required"))?;

@@ -11,7 +11,9 @@ pub mod employer;
 pub mod feed;
 
 use crate::auth::{AuthError, principal::Principal};
+use crate::domain::scope::{RegionScope, Scope};
 use crate::error::ApiError;
+use crate::store::IdempotencyKey;
 
 /// The audit record the audit layer opened for the call.
 pub fn call_audit<T>(request: &tonic::Request<T>) -> crate::audit::CallAudit {
@@ -32,6 +34,46 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> 
         .ok_or(ApiError::Auth(AuthError::Unauthenticated(
             "no credentials on the call",
         )))
+}
+
+/// What every idempotent write starts from: the caller, the call's audit record, where the
+/// caller may write, and the request with its digest and idempotency key.
+pub struct WriteCall<T> {
+    pub principal: Principal,
+    pub audit: crate::audit::CallAudit,
+    pub writable: RegionScope,
+    pub message: T,
+    pub request_sha256: [u8; 32],
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// Opens a write that needs `scope`, named `method` in idempotency records; `request_id` picks
+/// the request's `request_id` field.
+pub fn write_call<T: prost::Message>(
+    request: tonic::Request<T>,
+    scope: Scope,
+    method: &'static str,
+    request_id: fn(&T) -> &str,
+) -> Result<WriteCall<T>, ApiError> {
+    let principal = principal(&request)?;
+    let audit = call_audit(&request);
+    let writable = principal.require(scope)?;
+    let message = request.into_inner();
+    audit.set_request_id(request_id(&message).trim());
+    let idempotency = employer::idempotency_key(
+        principal.agency_id(),
+        request_id(&message),
+        method,
+        &message,
+    )?;
+    Ok(WriteCall {
+        request_sha256: crate::audit::digest(&message),
+        principal,
+        audit,
+        writable,
+        message,
+        idempotency,
+    })
 }
 
 /// The encoded descriptors of `proto/sinergi/v1`, served through reflection.
