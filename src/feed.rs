@@ -5,6 +5,11 @@
 //! its cursor. Subscribers therefore never receive events through memory: they read the table
 //! and only wait here for the head to move — moved at once by this replica's sequencer, and by
 //! a poll of the database for events numbered by other replicas.
+//!
+//! The feed has a sequence of its own rather than reusing the audit log's: one write produces
+//! several events (a report, the statuses it changes) and most audit entries are reads, so the
+//! feed's cursor counts exactly the events there are, and numbering them never touches the
+//! Merkle tree.
 
 use std::{sync::Arc, time::Duration};
 
