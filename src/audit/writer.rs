@@ -89,9 +89,17 @@ impl Sequencer {
                 }
             }
             loop {
+                // Like the audit loop: go on only while batches come full, so a steady stream of
+                // writes cannot keep this round from ending.
                 match store.sequence_feed(FEED_SEQUENCE_BATCH).await {
-                    Ok(Some(head)) => feed.advance(head),
-                    Ok(None) => break,
+                    Ok((moved, head)) => {
+                        if moved > 0 {
+                            feed.advance(head);
+                        }
+                        if moved < u64::from(FEED_SEQUENCE_BATCH) {
+                            break;
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "cannot sequence feed events");
                         break;

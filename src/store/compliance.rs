@@ -817,12 +817,12 @@ macro_rules! sql_store_compliance {
             async fn sequence_feed(
                 &self,
                 limit: u32,
-            ) -> Result<Option<u64>, $crate::store::StoreError> {
+            ) -> Result<(u64, u64), $crate::store::StoreError> {
                 let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT 1")
                     .fetch_optional(self.reader())
                     .await?;
                 if waiting.is_none() {
-                    return Ok(None);
+                    return Ok((0, 0));
                 }
                 let mut tx = self.begin_write().await?;
                 let head: i64 = sqlx::query_scalar(Self::LOCK_FEED_HEAD)
@@ -836,7 +836,7 @@ macro_rules! sql_store_compliance {
                         .fetch_all(&mut *tx)
                         .await?;
                 if pending.is_empty() {
-                    return Ok(None);
+                    return Ok((0, head.max(0) as u64));
                 }
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
                     "INSERT INTO feed_events (seq, event_type, time_us, employer_id, region_code, \
@@ -860,7 +860,7 @@ macro_rules! sql_store_compliance {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(Some(new_head as u64))
+                Ok((pending.len() as u64, new_head as u64))
             }
 
             async fn feed_head(&self) -> Result<u64, $crate::store::StoreError> {

@@ -465,9 +465,9 @@ pub trait ComplianceStore: Send + Sync {
 /// The change feed.
 #[async_trait]
 pub trait FeedStore: Send + Sync {
-    /// Numbers up to `limit` pending events after the feed's head; returns the new head when
-    /// it moved.
-    async fn sequence_feed(&self, limit: u32) -> Result<Option<u64>, StoreError>;
+    /// Numbers up to `limit` pending events after the feed's head; returns how many it numbered
+    /// and, when that is not zero, the new head.
+    async fn sequence_feed(&self, limit: u32) -> Result<(u64, u64), StoreError>;
 
     /// The cursor of the last numbered event.
     async fn feed_head(&self) -> Result<u64, StoreError>;
