@@ -545,20 +545,15 @@ macro_rules! sql_store_compliance {
                                 FeedPayload::Report(old.clone()),
                             ));
                         }
-                        reports.push(report.clone());
-                        new_reports.push(report);
-                    }
-                    for report in &new_reports {
-                        let region = by_id
-                            .get(&report.employer_id)
-                            .map_or("", |e| e.region_code.as_str());
                         events.push(FeedEvent::new(
                             FeedEventType::ReportSubmitted,
                             time_us,
-                            region,
+                            &employer.region_code,
                             source,
                             FeedPayload::Report(report.clone()),
                         ));
+                        reports.push(report.clone());
+                        new_reports.push(report);
                     }
 
                     if !superseded_stored.is_empty() {
