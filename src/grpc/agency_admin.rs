@@ -7,14 +7,13 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::{call_audit, convert, principal, split_page};
+use super::{call_audit, convert, cursor_of, page_size_of, principal, split_page};
 use crate::audit::{CallAudit, PendingEntry, digest};
 use crate::auth::{jwk::PublicJwk, registry::AuthRegistry};
+use crate::domain::Violations;
 use crate::domain::agency::{AgencyId, NewAgency, NewGrant, display_name};
-use crate::domain::paging::{decode_token, page_size};
 use crate::domain::region::RegionCode;
 use crate::domain::scope::Scope;
-use crate::domain::{ValidationError, Violations};
 use crate::error::ApiError;
 use crate::proto::{self, agency_admin_service_server::AgencyAdminService};
 use crate::store::{NewKey, Store, StoreError};
@@ -147,10 +146,9 @@ impl AgencyAdminService for AgencyAdminApi {
         } else {
             Some(convert::agency_kind(request.kind).map_err(|e| ApiError::invalid("kind", e))?)
         };
-        let size = page_size(request.page_size).map_err(|e| ApiError::invalid("page_size", e))?;
+        let size = page_size_of(request.page_size)?;
         let fingerprint = format!("agencies|{}", kind.map_or("", |k| k.as_str()));
-        let after: Option<AgencyId> = decode_token(&request.page_token, &fingerprint)
-            .map_err(|e| ApiError::invalid("page_token", e))?;
+        let after: Option<AgencyId> = cursor_of(&request.page_token, &fingerprint)?;
         let agencies = self
             .store
             .list_agencies(kind, after.as_ref(), size + 1)
@@ -370,14 +368,13 @@ impl AgencyAdminService for AgencyAdminApi {
             .filter(|id| !id.is_empty())
             .map(|id| agency_id(id, "agency_id"))
             .transpose()?;
-        let size = page_size(request.page_size).map_err(|e| ApiError::invalid("page_size", e))?;
+        let size = page_size_of(request.page_size)?;
         let fingerprint = format!(
             "grants|{}|{}",
             agency.as_ref().map_or("", |a| a.as_str()),
             request.include_inactive
         );
-        let after: Option<Uuid> = decode_token(&request.page_token, &fingerprint)
-            .map_err(|e| ApiError::from(ValidationError::single("page_token", e)))?;
+        let after: Option<Uuid> = cursor_of(&request.page_token, &fingerprint)?;
         let grants = self
             .store
             .list_grants(agency.as_ref(), request.include_inactive, after, size + 1)

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{principal, split_page};
+use super::{cursor_of, page_size_of, principal, split_page};
 use crate::audit::{checkpoint, decision_name, merkle};
 use crate::auth::Authenticator;
-use crate::domain::paging::{decode_token, page_size};
 use crate::domain::scope::Scope;
 use crate::error::ApiError;
 use crate::proto::{self, audit_service_server::AuditService};
@@ -85,10 +84,9 @@ impl AuditService for AuditApi {
             decision,
             visible_to,
         };
-        let size = page_size(request.page_size).map_err(|e| ApiError::invalid("page_size", e))?;
+        let size = page_size_of(request.page_size)?;
         let fingerprint = format!("{filter:?}");
-        let after: Option<u64> = decode_token(&request.page_token, &fingerprint)
-            .map_err(|e| ApiError::invalid("page_token", e))?;
+        let after: Option<u64> = cursor_of(&request.page_token, &fingerprint)?;
         let rows = self
             .store
             .list_audit_events(&filter, after, size + 1)

@@ -14,8 +14,10 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::employer::{cursor_of, idempotency_key, page_size_of, within_grant};
-use super::{WriteCall, call_audit, convert, principal, split_page, write_call};
+use super::{
+    WriteCall, call_audit, convert, cursor_of, idempotency_key, page_size_of, principal,
+    split_page, within_grant, write_call,
+};
 use crate::auth::AuthError;
 use crate::auth::principal::Principal;
 use crate::domain::ValidationError;
@@ -348,10 +350,7 @@ impl ComplianceService for ComplianceApi {
             principal.agency_id(),
             &request_id,
             "BulkSubmitReports",
-            &proto::BulkSubmitReportsResponse {
-                batch_sha256: batch_sha256.to_vec(),
-                ..Default::default()
-            },
+            batch_sha256,
         )?;
         let mut file = spool
             .into_inner()

@@ -2,25 +2,23 @@
 
 use std::sync::Arc;
 
-use prost::Message;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{WriteCall, call_audit, convert, principal, split_page, write_call};
+use super::{
+    WriteCall, call_audit, convert, cursor_of, page_size_of, principal, split_page, within_grant,
+    write_call,
+};
 use crate::auth::AuthError;
-use crate::domain::agency::AgencyId;
 use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
 use crate::domain::identifiers::{Kbli, Nib, Npwp};
-use crate::domain::paging::{decode_token, page_size};
+use crate::domain::paging::page_size;
 use crate::domain::region::RegionCode;
-use crate::domain::scope::{OutsideGrant, RegionScope, Scope};
+use crate::domain::scope::Scope;
 use crate::domain::{ValidationError, Violations};
 use crate::error::ApiError;
 use crate::proto::{self, employer_service_server::EmployerService};
-use crate::store::{IdempotencyKey, NameCursor, Store, UpsertEmployer};
-
-pub const REQUEST_ID_MAX_CHARS: usize = 64;
+use crate::store::{NameCursor, Store, UpsertEmployer};
 
 pub struct EmployerApi {
     store: Arc<dyn Store>,
@@ -30,62 +28,6 @@ impl EmployerApi {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store }
     }
-}
-
-/// The idempotency key of a write, if the caller sent a `request_id`. Keys are per agency, so
-/// agencies cannot collide with (or read) each other's results.
-pub(super) fn idempotency_key(
-    caller: &AgencyId,
-    request_id: &str,
-    method: &'static str,
-    request: &impl Message,
-) -> Result<Option<IdempotencyKey>, ApiError> {
-    let request_id = request_id.trim();
-    if request_id.is_empty() {
-        return Ok(None);
-    }
-    if request_id.chars().count() > REQUEST_ID_MAX_CHARS
-        || request_id
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(ApiError::invalid(
-            "request_id",
-            format!("a request_id is at most {REQUEST_ID_MAX_CHARS} characters with no spaces"),
-        ));
-    }
-    Ok(Some(IdempotencyKey {
-        caller: caller.as_str().to_owned(),
-        request_id: request_id.to_owned(),
-        method,
-        request_digest: Sha256::digest(request.encode_to_vec()).to_vec(),
-    }))
-}
-
-/// The regions a listing is limited to by the caller's grant, given the region it asked for.
-pub(super) fn within_grant(
-    readable: &RegionScope,
-    requested: Option<&RegionCode>,
-    scope: Scope,
-) -> Result<Option<Vec<RegionCode>>, ApiError> {
-    readable.narrow(requested).map_err(|OutsideGrant| {
-        let region = requested.map_or_else(String::new, |r| r.as_str().to_owned());
-        ApiError::from(AuthError::PermissionDenied(format!(
-            "the caller's `{scope}` grant does not cover region {region}"
-        )))
-    })
-}
-
-pub(super) fn page_size_of(requested: i32) -> Result<u32, ApiError> {
-    page_size(requested).map_err(|description| ApiError::invalid("page_size", description))
-}
-
-pub(super) fn cursor_of<C: serde::de::DeserializeOwned>(
-    token: &str,
-    fingerprint: &str,
-) -> Result<Option<C>, ApiError> {
-    decode_token(token, fingerprint)
-        .map_err(|description| ApiError::invalid("page_token", description))
 }
 
 #[tonic::async_trait]

@@ -11,7 +11,10 @@ pub mod employer;
 pub mod feed;
 
 use crate::auth::{AuthError, principal::Principal};
-use crate::domain::scope::{RegionScope, Scope};
+use crate::domain::agency::AgencyId;
+use crate::domain::paging::{decode_token, page_size};
+use crate::domain::region::RegionCode;
+use crate::domain::scope::{OutsideGrant, RegionScope, Scope};
 use crate::error::ApiError;
 use crate::store::IdempotencyKey;
 
@@ -60,20 +63,80 @@ pub fn write_call<T: prost::Message>(
     let writable = principal.require(scope)?;
     let message = request.into_inner();
     audit.set_request_id(request_id(&message).trim());
-    let idempotency = employer::idempotency_key(
+    let request_sha256 = crate::audit::digest(&message);
+    let idempotency = idempotency_key(
         principal.agency_id(),
         request_id(&message),
         method,
-        &message,
+        request_sha256,
     )?;
     Ok(WriteCall {
-        request_sha256: crate::audit::digest(&message),
+        request_sha256,
         principal,
         audit,
         writable,
         message,
         idempotency,
     })
+}
+
+pub const REQUEST_ID_MAX_CHARS: usize = 64;
+
+/// The idempotency key of a write, if the caller sent a `request_id`: the digest of what it
+/// asked for binds the key to that request. Keys are per agency, so agencies cannot collide
+/// with (or read) each other's results.
+pub fn idempotency_key(
+    caller: &AgencyId,
+    request_id: &str,
+    method: &'static str,
+    request_sha256: [u8; 32],
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let request_id = request_id.trim();
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.chars().count() > REQUEST_ID_MAX_CHARS
+        || request_id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::invalid(
+            "request_id",
+            format!("a request_id is at most {REQUEST_ID_MAX_CHARS} characters with no spaces"),
+        ));
+    }
+    Ok(Some(IdempotencyKey {
+        caller: caller.as_str().to_owned(),
+        request_id: request_id.to_owned(),
+        method,
+        request_digest: request_sha256.to_vec(),
+    }))
+}
+
+/// The regions a listing is limited to by the caller's grant, given the region it asked for.
+pub fn within_grant(
+    readable: &RegionScope,
+    requested: Option<&RegionCode>,
+    scope: Scope,
+) -> Result<Option<Vec<RegionCode>>, ApiError> {
+    readable.narrow(requested).map_err(|OutsideGrant| {
+        let region = requested.map_or_else(String::new, |r| r.as_str().to_owned());
+        ApiError::from(AuthError::PermissionDenied(format!(
+            "the caller's `{scope}` grant does not cover region {region}"
+        )))
+    })
+}
+
+pub fn page_size_of(requested: i32) -> Result<u32, ApiError> {
+    page_size(requested).map_err(|description| ApiError::invalid("page_size", description))
+}
+
+pub fn cursor_of<C: serde::de::DeserializeOwned>(
+    token: &str,
+    fingerprint: &str,
+) -> Result<Option<C>, ApiError> {
+    decode_token(token, fingerprint)
+        .map_err(|description| ApiError::invalid("page_token", description))
 }
 
 /// The encoded descriptors of `proto/sinergi/v1`, served through reflection.
