@@ -18,16 +18,38 @@ use tonic::transport::Channel;
 
 use super::{Measurement, drive, health_baseline, report, xorshift};
 
+/// A direct connection to the server's database, for setting up and watching a run.
+enum Database {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Database {
+    async fn open(config: &Config) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+
+        Ok(match config.database_url.as_deref() {
+            Some(url) if url.starts_with("postgres") => {
+                Self::Postgres(sqlx::PgConnection::connect(url).await?)
+            }
+            _ => {
+                let path = config.data_dir.join("sinergi.db");
+                Self::Sqlite(
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await?,
+                )
+            }
+        })
+    }
+}
+
 /// Inserts `count` employers straight into the database: the registry the suite measures
 /// against, loaded in seconds rather than through a million calls (which the registry suite
 /// measures on its own).
 pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Duration> {
-    use sqlx::Connection;
-
     let started = Instant::now();
-    match config.database_url.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
-            let mut db = sqlx::PgConnection::connect(url).await?;
+    match Database::open(config).await? {
+        Database::Postgres(mut db) => {
             sqlx::query(
                 "INSERT INTO employers (id, npwp, bpjs_tk_npp, name, name_folded, region_code, \
                  province_code, kbli, size_class, created_at, updated_at, revision) \
@@ -43,10 +65,7 @@ pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Durati
             .await?;
             sqlx::query("ANALYZE").execute(&mut db).await?;
         }
-        _ => {
-            let path = config.data_dir.join("sinergi.db");
-            let mut db =
-                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+        Database::Sqlite(mut db) => {
             sqlx::query(
                 "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1 - 1) \
                  INSERT INTO employers (id, npwp, bpjs_tk_npp, name, name_folded, region_code, \
@@ -181,9 +200,8 @@ async fn baseline_load(config: &Config, count: u64) -> anyhow::Result<Duration> 
             npwp(i)
         )
     };
-    match config.database_url.as_deref() {
-        Some(url) if url.starts_with("postgres") => {
-            let mut db = sqlx::PgConnection::connect(url).await?;
+    match Database::open(config).await? {
+        Database::Postgres(mut db) => {
             sqlx::query(
                 "CREATE TABLE bench_baseline (npwp TEXT, period TEXT, registered BIGINT, \
                  workers BIGINT, figures TEXT)",
@@ -205,10 +223,7 @@ async fn baseline_load(config: &Config, count: u64) -> anyhow::Result<Duration> 
             copy.finish().await?;
             Ok(started.elapsed())
         }
-        _ => {
-            let path = config.data_dir.join("sinergi.db");
-            let mut db =
-                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+        Database::Sqlite(mut db) => {
             sqlx::query(
                 "CREATE TABLE bench_baseline (npwp TEXT, period TEXT, registered INTEGER, \
                  workers INTEGER, figures TEXT)",
@@ -346,23 +361,13 @@ const LIST_CONCURRENCY: usize = 4;
 
 /// Waits until the sequencer has numbered every queued feed event.
 async fn feed_caught_up(config: &Config) -> anyhow::Result<Duration> {
-    use sqlx::Connection;
-
     let started = Instant::now();
     let query = "SELECT COUNT(*) FROM feed_pending";
+    let mut db = Database::open(config).await?;
     loop {
-        let pending: i64 = match config.database_url.as_deref() {
-            Some(url) if url.starts_with("postgres") => {
-                let mut db = sqlx::PgConnection::connect(url).await?;
-                sqlx::query_scalar(query).fetch_one(&mut db).await?
-            }
-            _ => {
-                let path = config.data_dir.join("sinergi.db");
-                let mut db =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                        .await?;
-                sqlx::query_scalar(query).fetch_one(&mut db).await?
-            }
+        let pending: i64 = match &mut db {
+            Database::Postgres(db) => sqlx::query_scalar(query).fetch_one(db).await?,
+            Database::Sqlite(db) => sqlx::query_scalar(query).fetch_one(db).await?,
         };
         if pending == 0 {
             return Ok(started.elapsed());
