@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    WriteCall, call_audit, convert, cursor_of, idempotency_key, page_size_of, principal,
-    split_page, within_grant, write_call,
+    WriteCall, call_audit, check_readable, convert, cursor_of, idempotency_key, page_size_of,
+    principal, split_page, within_grant, write_call,
 };
 use crate::auth::AuthError;
 use crate::auth::principal::Principal;
@@ -65,12 +65,7 @@ impl ComplianceApi {
             .find_employer(&key)
             .await?
             .ok_or(StoreError::NotFound("employer"))?;
-        if !RegionCode::parse(&employer.region_code).is_ok_and(|r| readable.allows(&r)) {
-            return Err(AuthError::PermissionDenied(format!(
-                "the caller's `{scope}` grant does not cover this employer's region"
-            ))
-            .into());
-        }
+        check_readable(&readable, scope, &employer.region_code)?;
         Ok(employer)
     }
 }

@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    WriteCall, call_audit, convert, cursor_of, page_size_of, principal, split_page, within_grant,
-    write_call,
+    WriteCall, call_audit, check_readable, convert, cursor_of, page_size_of, principal, split_page,
+    within_grant, write_call,
 };
 use crate::auth::AuthError;
 use crate::domain::employer::{EmployerFilter, EmployerKey, NameQuery};
@@ -115,13 +115,7 @@ impl EmployerService for EmployerApi {
                 "employer",
             )))?;
         audit.touch(employer.id.to_string());
-        if !RegionCode::parse(&employer.region_code).is_ok_and(|region| readable.allows(&region)) {
-            return Err(AuthError::PermissionDenied(format!(
-                "the caller's `{}` grant does not cover this employer's region",
-                Scope::EmployersRead
-            ))
-            .into());
-        }
+        check_readable(&readable, Scope::EmployersRead, &employer.region_code)?;
         Ok(Response::new(proto::GetEmployerResponse {
             employer: Some(convert::employer(employer)),
         }))

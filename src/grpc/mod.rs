@@ -127,6 +127,21 @@ pub fn within_grant(
     })
 }
 
+/// Refuses a read of a record in `region_code` that the caller's `scope` grants do not cover.
+pub fn check_readable(
+    readable: &RegionScope,
+    scope: Scope,
+    region_code: &str,
+) -> Result<(), ApiError> {
+    if RegionCode::parse(region_code).is_ok_and(|region| readable.allows(&region)) {
+        return Ok(());
+    }
+    Err(AuthError::PermissionDenied(format!(
+        "the caller's `{scope}` grant does not cover this employer's region"
+    ))
+    .into())
+}
+
 pub fn page_size_of(requested: i32) -> Result<u32, ApiError> {
     page_size(requested).map_err(|description| ApiError::invalid("page_size", description))
 }
