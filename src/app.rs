@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::feed::FeedHub;
 use crate::grpc::{
     FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
-    compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi,
+    compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi, inspection::InspectionApi,
+    referral::ReferralApi, sanction::SanctionApi,
 };
 use crate::middleware;
 use crate::proto::{
@@ -25,6 +26,8 @@ use crate::proto::{
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     compliance_service_server::ComplianceServiceServer,
     employer_service_server::EmployerServiceServer, feed_service_server::FeedServiceServer,
+    inspection_service_server::InspectionServiceServer,
+    referral_service_server::ReferralServiceServer, sanction_service_server::SanctionServiceServer,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -126,6 +129,15 @@ impl App {
             .set_serving::<ComplianceServiceServer<ComplianceApi>>()
             .await;
         health.set_serving::<FeedServiceServer<FeedApi>>().await;
+        health
+            .set_serving::<InspectionServiceServer<InspectionApi>>()
+            .await;
+        health
+            .set_serving::<SanctionServiceServer<SanctionApi>>()
+            .await;
+        health
+            .set_serving::<ReferralServiceServer<ReferralApi>>()
+            .await;
 
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.
         let reflection_v1 = reflection().build_v1()?;
@@ -162,6 +174,15 @@ impl App {
                 Arc::clone(&self.authenticator),
                 self.config.audit.origin.clone(),
             )))
+            .add_service(InspectionServiceServer::new(InspectionApi::new(
+                Arc::clone(&self.store),
+            )))
+            .add_service(SanctionServiceServer::new(SanctionApi::new(Arc::clone(
+                &self.store,
+            ))))
+            .add_service(ReferralServiceServer::new(ReferralApi::new(Arc::clone(
+                &self.store,
+            ))))
             .add_service(EmployerServiceServer::new(EmployerApi::new(self.store)))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -193,6 +214,15 @@ impl App {
             .set_not_serving::<ComplianceServiceServer<ComplianceApi>>()
             .await;
         health.set_not_serving::<FeedServiceServer<FeedApi>>().await;
+        health
+            .set_not_serving::<InspectionServiceServer<InspectionApi>>()
+            .await;
+        health
+            .set_not_serving::<SanctionServiceServer<SanctionApi>>()
+            .await;
+        health
+            .set_not_serving::<ReferralServiceServer<ReferralApi>>()
+            .await;
         let _ = stop_accepting.send(());
         match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
             Ok(result) => result?,

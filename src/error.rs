@@ -13,6 +13,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
+use crate::domain::cases::{PreconditionError, StepError};
 use crate::store::StoreError;
 
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
@@ -26,6 +27,9 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(AuthError),
+    /// A step of a case that its lifecycle or its rules do not allow now.
+    #[error(transparent)]
+    Step(StepError),
     /// A feed subscriber stopped reading for too long; it resumes after `resume_after`.
     #[error("the subscriber fell behind")]
     SubscriberTooSlow { resume_after: u64 },
@@ -37,6 +41,22 @@ impl From<AuthError> for ApiError {
             AuthError::Store(store) => Self::Store(store),
             other => Self::Auth(other),
         }
+    }
+}
+
+impl From<StepError> for ApiError {
+    fn from(error: StepError) -> Self {
+        match error {
+            StepError::Invalid(invalid) => Self::Invalid(invalid),
+            StepError::NotYourStep(message) => Self::Auth(AuthError::PermissionDenied(message)),
+            other => Self::Step(other),
+        }
+    }
+}
+
+impl From<PreconditionError> for ApiError {
+    fn from(error: PreconditionError) -> Self {
+        Self::Step(StepError::Precondition(error))
     }
 }
 
@@ -118,6 +138,21 @@ impl From<ApiError> for Status {
                 ),
                 "SUBSCRIBER_TOO_SLOW",
                 HashMap::from([("resume_after".into(), resume_after.to_string())]),
+            ),
+            ApiError::Step(StepError::Transition(refused)) => with_info(
+                Code::FailedPrecondition,
+                refused.to_string(),
+                "INVALID_TRANSITION",
+                HashMap::from([
+                    ("status".into(), refused.status.into()),
+                    ("allowed_next_steps".into(), refused.allowed.join(",")),
+                ]),
+            ),
+            ApiError::Step(other) => with_info(
+                Code::FailedPrecondition,
+                other.to_string(),
+                "PRECONDITION_NOT_MET",
+                HashMap::new(),
             ),
             ApiError::Store(StoreError::NotFound(what)) => with_info(
                 Code::NotFound,

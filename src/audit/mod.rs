@@ -124,6 +124,11 @@ impl CallAudit {
         }
     }
 
+    /// The purpose the call declared (token claim or `x-purpose`), empty when none.
+    pub fn purpose(&self) -> String {
+        self.state().purpose.clone()
+    }
+
     /// Records a record the call touched.
     pub fn touch(&self, resource_id: impl Into<String>) {
         let resource_id = resource_id.into();

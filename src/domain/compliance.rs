@@ -24,7 +24,7 @@ pub const DOCUMENT_REFERENCE_MAX_CHARS: usize = 100;
 /// Declared wages this far below the workforce report's are PDS_UPAH.
 const WAGE_TOLERANCE_PERCENT: u64 = 5;
 /// The earliest period accepted: Sinergi's data begins with the JKN era.
-const FIRST_YEAR: i32 = 2014;
+pub const FIRST_YEAR: i32 = 2014;
 
 /// The two programme groups, one per BPJS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

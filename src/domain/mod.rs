@@ -2,12 +2,16 @@
 //! rules can be read, tested and reused without either.
 
 pub mod agency;
+pub mod cases;
 pub mod compliance;
 pub mod employer;
 pub mod feed;
 pub mod identifiers;
+pub mod inspection;
 pub mod paging;
+pub mod referral;
 pub mod region;
+pub mod sanction;
 pub mod scope;
 pub mod validation;
 

@@ -5,13 +5,18 @@ use time::OffsetDateTime;
 
 use crate::auth::jwk::PublicJwk;
 use crate::domain::agency::{Agency, AgencyKey, AgencyKind, Grant};
+use crate::domain::cases::CaseStep;
+use crate::domain::compliance::today_wib;
 use crate::domain::compliance::{
     Category, ComplianceStatus, Figures, FiguresSubmission, Period, ProgrammeGroup, Report,
     ReportKind, ReportSubmission, StatusFlag,
 };
 use crate::domain::employer::{Employer, EmployerSubmission, SizeClass};
 use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
+use crate::domain::inspection::{Inspection, InspectionOutcome, InspectionStatus, InspectionStep};
+use crate::domain::referral::{Referral, ReferralStatus, ReferralStep, Stats};
 use crate::domain::region::RegionCode;
+use crate::domain::sanction::{SanctionStatus, SanctionStep, SanctionTrack, WithheldService};
 use crate::domain::scope::Programme;
 use crate::error::ApiError;
 use crate::proto;
@@ -458,6 +463,9 @@ pub fn feed_event_type(value: i32) -> Result<FeedEventType, String> {
         Ok(P::ReportSubmitted) => Ok(FeedEventType::ReportSubmitted),
         Ok(P::ReportSuperseded) => Ok(FeedEventType::ReportSuperseded),
         Ok(P::StatusChanged) => Ok(FeedEventType::StatusChanged),
+        Ok(P::InspectionChanged) => Ok(FeedEventType::InspectionChanged),
+        Ok(P::SanctionChanged) => Ok(FeedEventType::SanctionChanged),
+        Ok(P::ReferralChanged) => Ok(FeedEventType::ReferralChanged),
         Ok(P::Unspecified) | Err(_) => Err(format!("{value} is not a feed event type")),
     }
 }
@@ -469,8 +477,12 @@ pub fn feed_event(event: FeedEvent) -> proto::FeedEvent {
         FeedEventType::ReportSubmitted => proto::FeedEventType::ReportSubmitted,
         FeedEventType::ReportSuperseded => proto::FeedEventType::ReportSuperseded,
         FeedEventType::StatusChanged => proto::FeedEventType::StatusChanged,
+        FeedEventType::InspectionChanged => proto::FeedEventType::InspectionChanged,
+        FeedEventType::SanctionChanged => proto::FeedEventType::SanctionChanged,
+        FeedEventType::ReferralChanged => proto::FeedEventType::ReferralChanged,
     };
     let micros = i128::from(event.time_us);
+    let today = today_wib(OffsetDateTime::now_utc());
     proto::FeedEvent {
         cursor: event.seq,
         r#type: event_type.into(),
@@ -486,6 +498,368 @@ pub fn feed_event(event: FeedEvent) -> proto::FeedEvent {
             FeedPayload::Employer(e) => Payload::Employer(employer(e)),
             FeedPayload::Report(r) => Payload::Report(report(r)),
             FeedPayload::Status(s) => Payload::Status(compliance_status(s)),
+            FeedPayload::Inspection(i) => Payload::Inspection(inspection(i, today)),
+            FeedPayload::Sanction(t) => Payload::SanctionTrack(sanction_track(t)),
+            FeedPayload::Referral(r) => Payload::Referral(referral(r, today, false)),
         }),
+    }
+}
+
+/// A domain enum as the matching proto enum, whose names are the domain's with `prefix`.
+fn named_to_proto<P: Into<i32>>(prefix: &str, name: &str, parse: fn(&str) -> Option<P>) -> i32 {
+    parse(&format!("{prefix}{name}")).map_or(0, Into::into)
+}
+
+/// A proto enum value as the matching domain enum; `None` for UNSPECIFIED and unknown numbers.
+fn named_from_proto<P, D>(
+    value: i32,
+    prefix: &str,
+    name_of: fn(&P) -> &'static str,
+    parse: fn(&str) -> Option<D>,
+) -> Option<D>
+where
+    P: TryFrom<i32>,
+{
+    let proto = P::try_from(value).ok()?;
+    parse(name_of(&proto).strip_prefix(prefix)?)
+}
+
+/// An optional enum field: 0 is "not given", a number outside the enum is invalid.
+fn optional_enum<D>(value: i32, field: &str, parsed: Option<D>) -> Result<Option<D>, ApiError> {
+    match (value, parsed) {
+        (0, _) => Ok(None),
+        (_, Some(parsed)) => Ok(Some(parsed)),
+        (_, None) => Err(ApiError::invalid(
+            field,
+            format!("{value} is not a valid value"),
+        )),
+    }
+}
+
+pub fn inspection_step(value: i32) -> Result<Option<InspectionStep>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "INSPECTION_STEP_",
+        proto::InspectionStep::as_str_name,
+        InspectionStep::from_stored,
+    );
+    optional_enum(value, "step", parsed)
+}
+
+pub fn inspection_status(value: i32) -> Result<Option<InspectionStatus>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "INSPECTION_STATUS_",
+        proto::InspectionStatus::as_str_name,
+        InspectionStatus::from_stored,
+    );
+    optional_enum(value, "status", parsed)
+}
+
+pub fn inspection_outcome(value: i32) -> Result<Option<InspectionOutcome>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "INSPECTION_OUTCOME_",
+        proto::InspectionOutcome::as_str_name,
+        InspectionOutcome::from_stored,
+    );
+    optional_enum(value, "outcome", parsed)
+}
+
+pub fn sanction_step(value: i32) -> Result<Option<SanctionStep>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "SANCTION_STEP_",
+        proto::SanctionStep::as_str_name,
+        SanctionStep::from_stored,
+    );
+    optional_enum(value, "step", parsed)
+}
+
+pub fn sanction_status(value: i32) -> Result<Option<SanctionStatus>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "SANCTION_STATUS_",
+        proto::SanctionStatus::as_str_name,
+        SanctionStatus::from_stored,
+    );
+    optional_enum(value, "status", parsed)
+}
+
+/// Withheld services as asked for; an unknown one is `None`, for the validation to name.
+pub fn withheld_services(values: &[i32]) -> Vec<Option<WithheldService>> {
+    values
+        .iter()
+        .map(|value| {
+            named_from_proto(
+                *value,
+                "WITHHELD_SERVICE_",
+                proto::WithheldService::as_str_name,
+                WithheldService::from_stored,
+            )
+        })
+        .collect()
+}
+
+fn withheld_service_to_proto(service: WithheldService) -> i32 {
+    named_to_proto(
+        "WITHHELD_SERVICE_",
+        service.as_str(),
+        proto::WithheldService::from_str_name,
+    )
+}
+
+pub fn referral_step(value: i32) -> Result<Option<ReferralStep>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "REFERRAL_STEP_",
+        proto::ReferralStep::as_str_name,
+        ReferralStep::from_stored,
+    );
+    optional_enum(value, "step", parsed)
+}
+
+pub fn referral_status(value: i32) -> Result<Option<ReferralStatus>, ApiError> {
+    let parsed = named_from_proto(
+        value,
+        "REFERRAL_STATUS_",
+        proto::ReferralStatus::as_str_name,
+        ReferralStatus::from_stored,
+    );
+    optional_enum(value, "status", parsed)
+}
+
+fn day(date: time::Date) -> String {
+    date.to_string()
+}
+
+fn region_text(code: &str) -> Option<proto::RegionCode> {
+    Some(proto::RegionCode {
+        code: code.to_owned(),
+    })
+}
+
+pub fn case_step(step: CaseStep) -> proto::CaseStep {
+    proto::CaseStep {
+        step: step.step,
+        status_after: step.status_after,
+        actor_agency_id: step.actor,
+        record_time: Some(timestamp(step.recorded_at)),
+        effective_date: day(step.effective_on),
+        note: step.note,
+        document_ref: step.document_ref,
+    }
+}
+
+pub fn inspection(inspection: Inspection, today: time::Date) -> proto::Inspection {
+    proto::Inspection {
+        overdue: inspection.is_overdue(today),
+        etag: crate::domain::employer::etag_of(inspection.revision),
+        id: inspection.id.to_string(),
+        employer_id: inspection.employer_id.to_string(),
+        region: region_text(&inspection.region_code),
+        inspecting_agency_id: inspection.inspecting_agency,
+        joint_agency_id: inspection.joint_agency.unwrap_or_default(),
+        triggering_finding: inspection.triggering_finding.map(compliance_status),
+        status: named_to_proto(
+            "INSPECTION_STATUS_",
+            inspection.status.as_str(),
+            proto::InspectionStatus::from_str_name,
+        ),
+        outcome: inspection.outcome.map_or(0, |outcome| {
+            named_to_proto(
+                "INSPECTION_OUTCOME_",
+                outcome.as_str(),
+                proto::InspectionOutcome::from_str_name,
+            )
+        }),
+        response_due: inspection.response_due.map(day).unwrap_or_default(),
+        open_time: Some(timestamp(inspection.opened_at)),
+        close_time: inspection.closed_at.map(timestamp),
+        history: inspection.history.into_iter().map(case_step).collect(),
+    }
+}
+
+pub fn sanction_track(track: SanctionTrack) -> proto::SanctionTrack {
+    proto::SanctionTrack {
+        etag: crate::domain::employer::etag_of(track.revision),
+        id: track.id.to_string(),
+        employer_id: track.employer_id.to_string(),
+        region: region_text(&track.region_code),
+        programme_group: programme_group_to_proto(track.group).into(),
+        bpjs_agency_id: track.bpjs_agency,
+        status: named_to_proto(
+            "SANCTION_STATUS_",
+            track.status.as_str(),
+            proto::SanctionStatus::from_str_name,
+        ),
+        fine_amount: track.fine_amount,
+        withheld_services: track
+            .withheld
+            .into_iter()
+            .map(withheld_service_to_proto)
+            .collect(),
+        warning_period_end: track.warning_period_end.map(day).unwrap_or_default(),
+        licensing_agency_id: track.licensing_agency.unwrap_or_default(),
+        open_time: Some(timestamp(track.opened_at)),
+        close_time: track.closed_at.map(timestamp),
+        history: track
+            .history
+            .into_iter()
+            .map(|record| proto::SanctionStepRecord {
+                step: Some(case_step(record.step)),
+                justified_by: record.justified_by.map(compliance_status),
+            })
+            .collect(),
+    }
+}
+
+pub fn sanction_check(services: &[WithheldService]) -> proto::CheckEmployerSanctionsResponse {
+    proto::CheckEmployerSanctionsResponse {
+        withheld: !services.is_empty(),
+        services: services
+            .iter()
+            .copied()
+            .map(withheld_service_to_proto)
+            .collect(),
+    }
+}
+
+/// A referral; `with_evidence` false leaves the frozen evidence out (listings, the feed).
+pub fn referral(referral: Referral, today: time::Date, with_evidence: bool) -> proto::Referral {
+    proto::Referral {
+        overdue: referral.is_overdue(today),
+        etag: crate::domain::employer::etag_of(referral.revision),
+        id: referral.id.to_string(),
+        skk_number: referral.skk_number,
+        skk_date: day(referral.skk_date),
+        employer_id: referral.employer_id.to_string(),
+        region: region_text(&referral.region_code),
+        bpjs_agency_id: referral.bpjs_agency,
+        kejari_agency_id: referral.kejari_agency,
+        programme_group: programme_group_to_proto(referral.group).into(),
+        categories: referral
+            .evidence
+            .status
+            .categories
+            .iter()
+            .map(|category| category_to_proto(*category).into())
+            .collect(),
+        amount_claimed: referral.amount_claimed,
+        amount_recovered: referral.amount_recovered,
+        status: named_to_proto(
+            "REFERRAL_STATUS_",
+            referral.status.as_str(),
+            proto::ReferralStatus::from_str_name,
+        ),
+        due_date: referral.due_on.map(day).unwrap_or_default(),
+        instalments: referral
+            .instalments
+            .into_iter()
+            .map(|instalment| proto::Instalment {
+                due_date: day(instalment.due_on),
+                amount: instalment.amount,
+            })
+            .collect(),
+        evidence: with_evidence.then(|| proto::ReferralEvidence {
+            status: Some(compliance_status(referral.evidence.status)),
+            reports: referral.evidence.reports.into_iter().map(report).collect(),
+        }),
+        previous_referral_id: referral
+            .previous_referral
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        open_time: Some(timestamp(referral.opened_at)),
+        close_time: referral.closed_at.map(timestamp),
+        history: referral.history.into_iter().map(case_step).collect(),
+    }
+}
+
+pub fn referral_stats(region: Option<&str>, stats: Stats) -> proto::ReferralStats {
+    proto::ReferralStats {
+        region: region.and_then(region_text),
+        opened: stats.opened,
+        resolved_complied: stats.resolved_complied,
+        resolved_paid: stats.resolved_paid,
+        failed: stats.failed,
+        open: stats.open,
+        success_rate_percent: stats.success_rate_percent,
+        median_days_to_resolution: stats.median_days_to_resolution,
+        amount_recovered: stats.amount_recovered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generic conversions rely on the proto names being the domain names with a prefix: a
+    /// value that does not round trip would silently become UNSPECIFIED.
+    #[test]
+    fn case_enums_round_trip_through_the_contract() {
+        for status in ReferralStatus::ALL {
+            let value = named_to_proto(
+                "REFERRAL_STATUS_",
+                status.as_str(),
+                proto::ReferralStatus::from_str_name,
+            );
+            assert_eq!(referral_status(value).unwrap(), Some(*status));
+        }
+        for step in ReferralStep::ALL {
+            let value = named_to_proto(
+                "REFERRAL_STEP_",
+                step.as_str(),
+                proto::ReferralStep::from_str_name,
+            );
+            assert_eq!(referral_step(value).unwrap(), Some(*step));
+        }
+        for status in SanctionStatus::ALL {
+            let value = named_to_proto(
+                "SANCTION_STATUS_",
+                status.as_str(),
+                proto::SanctionStatus::from_str_name,
+            );
+            assert_eq!(sanction_status(value).unwrap(), Some(*status));
+        }
+        for step in SanctionStep::ALL {
+            let value = named_to_proto(
+                "SANCTION_STEP_",
+                step.as_str(),
+                proto::SanctionStep::from_str_name,
+            );
+            assert_eq!(sanction_step(value).unwrap(), Some(*step));
+        }
+        for service in WithheldService::ALL {
+            assert_eq!(
+                withheld_services(&[withheld_service_to_proto(*service)]),
+                [Some(*service)]
+            );
+        }
+        for status in InspectionStatus::ALL {
+            let value = named_to_proto(
+                "INSPECTION_STATUS_",
+                status.as_str(),
+                proto::InspectionStatus::from_str_name,
+            );
+            assert_eq!(inspection_status(value).unwrap(), Some(*status));
+        }
+        for step in InspectionStep::ALL {
+            let value = named_to_proto(
+                "INSPECTION_STEP_",
+                step.as_str(),
+                proto::InspectionStep::from_str_name,
+            );
+            assert_eq!(inspection_step(value).unwrap(), Some(*step));
+        }
+        for outcome in InspectionOutcome::ALL {
+            let value = named_to_proto(
+                "INSPECTION_OUTCOME_",
+                outcome.as_str(),
+                proto::InspectionOutcome::from_str_name,
+            );
+            assert_eq!(inspection_outcome(value).unwrap(), Some(*outcome));
+        }
+        assert!(referral_step(99).is_err());
+        assert_eq!(referral_step(0).unwrap(), None);
     }
 }

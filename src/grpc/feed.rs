@@ -73,6 +73,9 @@ struct Rights {
     feed: RegionScope,
     employers: Option<RegionScope>,
     compliance: Option<RegionScope>,
+    inspections: Option<RegionScope>,
+    sanctions: Option<RegionScope>,
+    referrals: Option<RegionScope>,
 }
 
 impl Rights {
@@ -84,6 +87,9 @@ impl Rights {
             feed: principal.require(Scope::FeedRead)?,
             employers: principal.require(Scope::EmployersRead).ok(),
             compliance: principal.require(Scope::ComplianceRead).ok(),
+            inspections: principal.require(Scope::InspectionsRead).ok(),
+            sanctions: principal.require(Scope::SanctionsRead).ok(),
+            referrals: principal.require(Scope::ReferralsRead).ok(),
             principal,
         })
     }
@@ -92,11 +98,25 @@ impl Rights {
         let scope = match event.read_scope {
             Scope::EmployersRead => self.employers.as_ref(),
             Scope::ComplianceRead => self.compliance.as_ref(),
+            Scope::InspectionsRead => self.inspections.as_ref(),
+            Scope::SanctionsRead => self.sanctions.as_ref(),
+            Scope::ReferralsRead => self.referrals.as_ref(),
             _ => None,
         };
-        (event.audience.is_empty() || event.audience.contains(&self.principal.kind()))
-            && self.feed.allows(region)
-            && scope.is_some_and(|scope| scope.allows(region))
+        // A party to a case reads its events wherever its grants reach, as it reads the case.
+        if event
+            .parties
+            .iter()
+            .any(|party| party == self.principal.agency_id().as_str())
+        {
+            return scope.is_some();
+        }
+        let in_audience = if event.audience.is_empty() {
+            event.parties.is_empty()
+        } else {
+            event.audience.contains(&self.principal.kind())
+        };
+        in_audience && self.feed.allows(region) && scope.is_some_and(|scope| scope.allows(region))
     }
 }
 

@@ -5,10 +5,14 @@
 pub mod agency_admin;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod compliance;
 pub mod convert;
 pub mod employer;
 pub mod feed;
+pub mod inspection;
+pub mod referral;
+pub mod sanction;
 
 use crate::auth::{AuthError, principal::Principal};
 use crate::domain::agency::AgencyId;

@@ -73,6 +73,9 @@ impl EmployerFactsRow {
     }
 }
 
+/// Marks an agency (rather than an agency kind) in a feed event's stored audience.
+const PARTY_PREFIX: &str = "agency:";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct FeedRow {
     seq: i64,
@@ -102,11 +105,18 @@ impl TryFrom<FeedRow> for FeedEvent {
             audience: row
                 .audience
                 .split_whitespace()
+                .filter(|token| !token.starts_with(PARTY_PREFIX))
                 .map(|kind| {
                     crate::domain::agency::AgencyKind::parse(kind)
                         .ok_or_else(|| corrupt("audience"))
                 })
                 .collect::<Result<_, _>>()?,
+            parties: row
+                .audience
+                .split_whitespace()
+                .filter_map(|token| token.strip_prefix(PARTY_PREFIX))
+                .map(str::to_owned)
+                .collect(),
             source_agency: row.source_agency,
             payload: serde_json::from_str::<FeedPayload>(&row.payload)
                 .map_err(|_| corrupt("payload"))?,
@@ -228,7 +238,13 @@ impl FeedInsert {
             audience: event
                 .audience
                 .iter()
-                .map(|kind| kind.as_str())
+                .map(|kind| kind.as_str().to_owned())
+                .chain(
+                    event
+                        .parties
+                        .iter()
+                        .map(|agency| format!("{PARTY_PREFIX}{agency}")),
+                )
                 .collect::<Vec<_>>()
                 .join(" "),
             source_agency: event.source_agency.clone(),

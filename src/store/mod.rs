@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::domain::agency::{
     Agency, AgencyId, AgencyKey, AgencyKind, Grant, KeyAlgorithm, NewAgency, NewGrant,
 };
+use crate::domain::cases::{CaseKind, CaseRecord};
 use crate::domain::compliance::{
     ComplianceStatus, NewReport, NonCompliantCursor, NonCompliantQuery, Period, ProgrammeGroup,
     Report, ReportKind,
@@ -28,6 +29,7 @@ use crate::domain::employer::{
     Employer, EmployerDraft, EmployerFilter, EmployerKey, NameQuery, SizeClass,
 };
 use crate::domain::feed::FeedEvent;
+use crate::domain::referral::Outcome;
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::scope::RegionScope;
 
@@ -37,6 +39,8 @@ mod common;
 mod agencies;
 #[macro_use]
 mod audit;
+#[macro_use]
+mod cases;
 #[macro_use]
 mod compliance;
 pub mod postgres;
@@ -86,7 +90,13 @@ impl From<sqlx::Error> for StoreError {
                 // SQLite names the table and columns in its message, PostgreSQL names the
                 // constraint; both contain the table name and, for employers, the column.
                 let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
-                let (resource, field) = if text.contains("idempotency_keys") {
+                let (resource, field) = if text.contains("cases") && text.contains("reference") {
+                    ("referral", "skk_number")
+                } else if text.contains("cases")
+                    && (text.contains("open_sanction") || text.contains("programme_group"))
+                {
+                    ("sanction track", "employer_id")
+                } else if text.contains("idempotency_keys") {
                     ("request", "request_id")
                 } else if text.contains("assertion_jtis") {
                     ("assertion", "jti")
@@ -157,7 +167,15 @@ pub struct NameCursor {
 /// Everything the service persists, one implementation per backend.
 #[async_trait]
 pub trait Store:
-    EmployerStore + AgencyStore + AuditStore + ComplianceStore + FeedStore + Send + Sync + 'static
+    EmployerStore
+    + AgencyStore
+    + AuditStore
+    + ComplianceStore
+    + FeedStore
+    + CaseStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend this is, for logs and the bench.
     fn backend(&self) -> &'static str;
@@ -474,6 +492,85 @@ pub trait FeedStore: Send + Sync {
 
     /// Up to `limit` events after `after`, in order.
     async fn feed_events(&self, after: u64, limit: u32) -> Result<Vec<FeedEvent>, StoreError>;
+}
+
+/// A new case or a step of one, with what commits beside it.
+#[derive(Debug, Clone)]
+pub struct CaseWrite {
+    /// The case as it is to be stored.
+    pub case: CaseRecord,
+    /// The revision the step was taken on (the etag the caller presented); `None` for a new case.
+    pub expected_revision: Option<i64>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The call's audit entry, committed with the case.
+    pub audit: PendingEntry,
+    /// The change's feed events.
+    pub events: Vec<FeedEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSaved {
+    /// The case as stored, with its new revision.
+    pub case: CaseRecord,
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// Which cases a listing returns.
+#[derive(Debug, Clone)]
+pub struct CaseFilter {
+    pub kind: CaseKind,
+    /// Only these regions; `None`: any.
+    pub within: Option<Vec<RegionCode>>,
+    pub employer: Option<Uuid>,
+    pub status: Option<&'static str>,
+    pub open_only: bool,
+    /// Only open cases due before this day (overdue today).
+    pub due_before: Option<time::Date>,
+    /// Only cases opened by this agency.
+    pub owner: Option<String>,
+    /// Only cases whose other party is this agency.
+    pub counterpart: Option<String>,
+    pub opened_from: Option<OffsetDateTime>,
+    pub opened_before: Option<OffsetDateTime>,
+}
+
+impl CaseFilter {
+    pub fn of(kind: CaseKind) -> Self {
+        Self {
+            kind,
+            within: None,
+            employer: None,
+            status: None,
+            open_only: false,
+            due_before: None,
+            owner: None,
+            counterpart: None,
+            opened_from: None,
+            opened_before: None,
+        }
+    }
+}
+
+/// Inspections, sanction tracks and referrals.
+#[async_trait]
+pub trait CaseStore: Send + Sync {
+    /// Stores a new case, or a step of one if it is still at `expected_revision`
+    /// ([`StoreError::EtagMismatch`] otherwise), with its audit entry and feed events.
+    async fn save_case(&self, write: &CaseWrite) -> Result<CaseSaved, StoreError>;
+
+    async fn get_case(&self, id: Uuid) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Up to `limit` cases matching `filter`, newest first, before `before`.
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<CaseRecord>, StoreError>;
+
+    /// What the statistics need of every referral matching `filter`.
+    async fn referral_outcomes(&self, filter: &CaseFilter) -> Result<Vec<Outcome>, StoreError>;
 }
 
 /// Opens the database the configuration names: PostgreSQL for a `postgres://` URL, otherwise

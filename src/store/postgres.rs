@@ -175,6 +175,7 @@ sql_store_common!(PostgresStore, Postgres);
 sql_store_agencies!(PostgresStore, Postgres);
 sql_store_audit!(PostgresStore, Postgres);
 sql_store_compliance!(PostgresStore, Postgres);
+sql_store_cases!(PostgresStore, Postgres);
 
 /// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not
 /// touch real data: created under a unique name, dropped (with its connections) by [`drop`].

@@ -184,3 +184,4 @@ sql_store_common!(SqliteStore, Sqlite);
 sql_store_agencies!(SqliteStore, Sqlite);
 sql_store_audit!(SqliteStore, Sqlite);
 sql_store_compliance!(SqliteStore, Sqlite);
+sql_store_cases!(SqliteStore, Sqlite);

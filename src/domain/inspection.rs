@@ -1,0 +1,392 @@
+//! Labour inspections (lifecycle B of the domain notes): inspection, nota pemeriksaan I and II,
+//! the employer's responses, and the outcome.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use super::agency::{AgencyId, AgencyKind};
+use super::cases::{
+    CaseStep, PreconditionError, StepError, TransitionError, any_date, day_text, document_ref,
+    effective_date, named_enum, note,
+};
+use super::compliance::ComplianceStatus;
+use super::{ValidationError, Violations};
+
+named_enum!(
+    /// Where an inspection stands.
+    InspectionStatus {
+        Open => "OPEN",
+        NotaI => "NOTA_I",
+        NotaII => "NOTA_II",
+        Closed => "CLOSED",
+    }
+);
+
+named_enum!(
+    /// A step of an inspection.
+    InspectionStep {
+        IssueNotaI => "ISSUE_NOTA_I",
+        RecordResponse => "RECORD_RESPONSE",
+        IssueNotaII => "ISSUE_NOTA_II",
+        Close => "CLOSE",
+    }
+);
+
+named_enum!(
+    /// How an inspection ended.
+    InspectionOutcome {
+        Complied => "COMPLIED",
+        RecommendedForSanction => "RECOMMENDED_FOR_SANCTION",
+        ReferredToInvestigators => "REFERRED_TO_INVESTIGATORS",
+    }
+);
+
+/// The history's first step.
+pub const OPEN_STEP: &str = "OPEN";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    pub id: Uuid,
+    pub employer_id: Uuid,
+    pub region_code: String,
+    pub inspecting_agency: String,
+    pub joint_agency: Option<String>,
+    pub triggering_finding: Option<ComplianceStatus>,
+    pub status: InspectionStatus,
+    pub outcome: Option<InspectionOutcome>,
+    /// The current nota's response date while no response is recorded.
+    #[serde(with = "day_text::option")]
+    pub response_due: Option<Date>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub opened_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
+    pub history: Vec<CaseStep>,
+    pub revision: i64,
+}
+
+/// A step as asked for, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRequest {
+    pub step: InspectionStep,
+    pub effective_on: Date,
+    pub response_due: Option<Date>,
+    pub outcome: Option<InspectionOutcome>,
+    pub note: String,
+    pub document_ref: String,
+}
+
+/// The fields of an AdvanceInspection request.
+pub struct StepFields<'a> {
+    pub step: Option<InspectionStep>,
+    pub effective_date: &'a str,
+    pub response_due: &'a str,
+    pub outcome: Option<InspectionOutcome>,
+    pub note: &'a str,
+    pub document_ref: &'a str,
+}
+
+impl StepFields<'_> {
+    pub fn validate(&self, today: Date) -> Result<StepRequest, ValidationError> {
+        let mut violations = Violations::new();
+        if self.step.is_none() {
+            violations.add("step", "a step is required");
+        }
+        let effective_on =
+            violations.check("effective_date", effective_date(self.effective_date, today));
+        let response_due = if self.response_due.trim().is_empty() {
+            None
+        } else {
+            violations.check("response_due", any_date(self.response_due))
+        };
+        let note = violations.check("note", note(self.note));
+        let document = violations.check("document_ref", document_ref(self.document_ref));
+        let is_nota = matches!(
+            self.step,
+            Some(InspectionStep::IssueNotaI | InspectionStep::IssueNotaII)
+        );
+        if is_nota {
+            match (response_due, effective_on) {
+                (None, _) => violations.add("response_due", "a nota needs its response date"),
+                (Some(due), Some(on)) if due <= on => {
+                    violations.add("response_due", "the response date falls after the nota's")
+                }
+                _ => {}
+            }
+            if document.as_deref().is_some_and(str::is_empty) {
+                violations.add("document_ref", "a nota needs its number");
+            }
+        }
+        if self.step == Some(InspectionStep::Close) && self.outcome.is_none() {
+            violations.add("outcome", "closing needs an outcome");
+        }
+        violations.finish()?;
+        match (self.step, effective_on, note, document) {
+            (Some(step), Some(effective_on), Some(note), Some(document_ref)) => Ok(StepRequest {
+                step,
+                effective_on,
+                response_due: if is_nota { response_due } else { None },
+                outcome: self.outcome,
+                note,
+                document_ref,
+            }),
+            _ => Err(ValidationError::single(
+                "step",
+                "the step could not be read",
+            )),
+        }
+    }
+}
+
+impl Inspection {
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        id: Uuid,
+        employer_id: Uuid,
+        region_code: &str,
+        inspector: &AgencyId,
+        joint_agency: Option<&AgencyId>,
+        triggering_finding: Option<ComplianceStatus>,
+        note: String,
+        now: OffsetDateTime,
+        today: Date,
+    ) -> Self {
+        Self {
+            id,
+            employer_id,
+            region_code: region_code.to_owned(),
+            inspecting_agency: inspector.to_string(),
+            joint_agency: joint_agency.map(ToString::to_string),
+            triggering_finding,
+            status: InspectionStatus::Open,
+            outcome: None,
+            response_due: None,
+            opened_at: now,
+            closed_at: None,
+            history: vec![CaseStep {
+                step: OPEN_STEP.into(),
+                status_after: InspectionStatus::Open.as_str().into(),
+                actor: inspector.to_string(),
+                recorded_at: now,
+                effective_on: today,
+                note,
+                document_ref: String::new(),
+            }],
+            revision: 1,
+        }
+    }
+
+    /// Whether a response to the current nota was recorded.
+    fn responded(&self) -> bool {
+        self.history
+            .last()
+            .is_some_and(|last| last.step == InspectionStep::RecordResponse.as_str())
+    }
+
+    /// The steps allowed now, given the date a step would take effect.
+    pub fn allowed_steps(&self, on: Date) -> Vec<InspectionStep> {
+        use InspectionStep::*;
+        let waiting = !self.responded();
+        match self.status {
+            InspectionStatus::Open => vec![IssueNotaI, Close],
+            InspectionStatus::NotaI => {
+                let mut steps = Vec::new();
+                if waiting {
+                    steps.push(RecordResponse);
+                }
+                if !waiting || self.response_due.is_none_or(|due| on > due) {
+                    steps.push(IssueNotaII);
+                }
+                steps.push(Close);
+                steps
+            }
+            InspectionStatus::NotaII if waiting => vec![RecordResponse, Close],
+            InspectionStatus::NotaII => vec![Close],
+            InspectionStatus::Closed => vec![],
+        }
+    }
+
+    pub fn advance(
+        &mut self,
+        actor: &AgencyId,
+        kind: AgencyKind,
+        request: StepRequest,
+        now: OffsetDateTime,
+    ) -> Result<(), StepError> {
+        if kind != AgencyKind::DisnakertransProvinsi || actor.as_str() != self.inspecting_agency {
+            return Err(StepError::NotYourStep(format!(
+                "only {}, the office conducting this inspection, takes its steps",
+                self.inspecting_agency
+            )));
+        }
+        let allowed = self.allowed_steps(request.effective_on);
+        if !allowed.contains(&request.step) {
+            return Err(TransitionError {
+                case: "inspection",
+                status: self.status.as_str(),
+                attempted: request.step.as_str(),
+                allowed: allowed.iter().map(|s| s.as_str()).collect(),
+            }
+            .into());
+        }
+        if let Some(last) = self.history.last()
+            && request.effective_on < last.effective_on
+        {
+            return Err(PreconditionError(format!(
+                "the step's date {} is before the previous step's ({})",
+                request.effective_on, last.effective_on
+            ))
+            .into());
+        }
+        let status = match request.step {
+            InspectionStep::IssueNotaI => InspectionStatus::NotaI,
+            InspectionStep::IssueNotaII => InspectionStatus::NotaII,
+            InspectionStep::RecordResponse => self.status,
+            InspectionStep::Close => {
+                let outcome = request.outcome.unwrap_or(InspectionOutcome::Complied);
+                if outcome != InspectionOutcome::Complied && self.status != InspectionStatus::NotaII
+                {
+                    return Err(PreconditionError(format!(
+                        "{} follows nota pemeriksaan II; only COMPLIED closes an inspection \
+                         before it",
+                        outcome.as_str()
+                    ))
+                    .into());
+                }
+                self.outcome = Some(outcome);
+                self.closed_at = Some(now);
+                InspectionStatus::Closed
+            }
+        };
+        self.response_due = request.response_due;
+        self.status = status;
+        self.history.push(CaseStep {
+            step: request.step.as_str().into(),
+            status_after: status.as_str().into(),
+            actor: actor.to_string(),
+            recorded_at: now,
+            effective_on: request.effective_on,
+            note: request.note,
+            document_ref: request.document_ref,
+        });
+        Ok(())
+    }
+
+    pub fn is_overdue(&self, today: Date) -> bool {
+        self.status != InspectionStatus::Closed && self.response_due.is_some_and(|due| due < today)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    fn request(step: InspectionStep, on: Date, due: Option<Date>) -> StepRequest {
+        StepRequest {
+            step,
+            effective_on: on,
+            response_due: due,
+            outcome: Some(InspectionOutcome::RecommendedForSanction),
+            note: String::new(),
+            document_ref: "N/1".into(),
+        }
+    }
+
+    #[test]
+    fn nota_ii_follows_a_response_or_the_due_date() {
+        let office = AgencyId::parse("disnakertrans-jateng").unwrap();
+        let kind = AgencyKind::DisnakertransProvinsi;
+        let now = datetime!(2026-11-20 0:00 UTC);
+        let mut inspection = Inspection::open(
+            Uuid::nil(),
+            Uuid::nil(),
+            "33.26",
+            &office,
+            None,
+            None,
+            String::new(),
+            now,
+            date!(2026 - 10 - 1),
+        );
+        let early_close = inspection.advance(
+            &office,
+            kind,
+            request(InspectionStep::Close, date!(2026 - 10 - 1), None),
+            now,
+        );
+        assert!(matches!(early_close, Err(StepError::Precondition(_))));
+        inspection
+            .advance(
+                &office,
+                kind,
+                request(
+                    InspectionStep::IssueNotaI,
+                    date!(2026 - 10 - 1),
+                    Some(date!(2026 - 10 - 15)),
+                ),
+                now,
+            )
+            .unwrap();
+        assert!(inspection.is_overdue(date!(2026 - 10 - 16)));
+        let too_soon = inspection.advance(
+            &office,
+            kind,
+            request(
+                InspectionStep::IssueNotaII,
+                date!(2026 - 10 - 10),
+                Some(date!(2026 - 10 - 24)),
+            ),
+            now,
+        );
+        assert!(
+            matches!(too_soon, Err(StepError::Transition(_))),
+            "{too_soon:?}"
+        );
+        inspection
+            .advance(
+                &office,
+                kind,
+                request(
+                    InspectionStep::IssueNotaII,
+                    date!(2026 - 10 - 16),
+                    Some(date!(2026 - 10 - 30)),
+                ),
+                now,
+            )
+            .unwrap();
+        inspection
+            .advance(
+                &office,
+                kind,
+                request(InspectionStep::RecordResponse, date!(2026 - 10 - 20), None),
+                now,
+            )
+            .unwrap();
+        assert!(!inspection.is_overdue(date!(2026 - 11 - 1)));
+        inspection
+            .advance(
+                &office,
+                kind,
+                request(InspectionStep::Close, date!(2026 - 11 - 1), None),
+                now,
+            )
+            .unwrap();
+        assert_eq!(inspection.status, InspectionStatus::Closed);
+        assert_eq!(
+            inspection.outcome,
+            Some(InspectionOutcome::RecommendedForSanction)
+        );
+        let other = AgencyId::parse("disnakertrans-banten").unwrap();
+        assert!(matches!(
+            inspection.advance(
+                &other,
+                kind,
+                request(InspectionStep::Close, date!(2026 - 11 - 1), None),
+                now
+            ),
+            Err(StepError::NotYourStep(_))
+        ));
+    }
+}

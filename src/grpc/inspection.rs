@@ -1,0 +1,229 @@
+//! `sinergi.v1.InspectionService`.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::cases::{
+    Cases, as_inspection, check_etag, check_region, listing_regions, region_prefix, revision_of,
+    today, uuid_field, wrong_kind,
+};
+use super::write_call;
+use super::{WriteCall, check_readable, convert, cursor_of, page_size_of, principal, split_page};
+use crate::domain::agency::{AgencyId, AgencyKind};
+use crate::domain::cases::{CaseKind, CaseRecord, PreconditionError, group_run_by, note};
+use crate::domain::inspection::{Inspection, StepFields};
+use crate::domain::scope::Scope;
+use crate::error::ApiError;
+use crate::proto::{self, inspection_service_server::InspectionService};
+use crate::store::{CaseFilter, Store};
+
+pub struct InspectionApi {
+    cases: Cases,
+}
+
+impl InspectionApi {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            cases: Cases { store },
+        }
+    }
+
+    async fn joint_agency(&self, text: &str) -> Result<Option<AgencyId>, ApiError> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let field = "joint_agency_id";
+        let id = AgencyId::parse(text).map_err(|e| ApiError::invalid(field, e))?;
+        let agency = self.cases.store.get_agency(&id).await?;
+        match agency {
+            Some(agency) if group_run_by(agency.kind).is_some() && agency.disabled_at.is_none() => {
+                Ok(Some(id))
+            }
+            _ => Err(ApiError::invalid(field, "not an active BPJS agency")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl InspectionService for InspectionApi {
+    async fn open_inspection(
+        &self,
+        request: Request<proto::OpenInspectionRequest>,
+    ) -> Result<Response<proto::Inspection>, Status> {
+        let call = write_call(request, Scope::InspectionsWrite, "OpenInspection", |r| {
+            &r.request_id
+        })?;
+        let WriteCall {
+            principal,
+            writable,
+            message,
+            ..
+        } = &call;
+        if principal.kind() != AgencyKind::DisnakertransProvinsi {
+            return Err(wrong_kind("inspections are opened by provincial manpower offices").into());
+        }
+        let note = note(&message.note).map_err(|e| ApiError::invalid("note", e))?;
+        let group = convert::programme_group(message.triggered_by_group)
+            .map_err(|e| ApiError::invalid("triggered_by_group", e))?;
+        let employer = self
+            .cases
+            .employer(&message.employer_id, "employer_id")
+            .await?;
+        check_region(writable, &employer.region_code)?;
+        let joint = self.joint_agency(&message.joint_agency_id).await?;
+        let finding = match group {
+            None => None,
+            Some(group) => Some(
+                self.cases
+                    .status(employer.id, group)
+                    .await?
+                    .filter(|status| status.is_non_compliant())
+                    .ok_or_else(|| {
+                        ApiError::from(PreconditionError(format!(
+                            "the employer is not non-compliant in {}",
+                            group.as_str()
+                        )))
+                    })?,
+            ),
+        };
+        let inspection = Inspection::open(
+            Uuid::now_v7(),
+            employer.id,
+            &employer.region_code,
+            principal.agency_id(),
+            joint.as_ref(),
+            finding,
+            note,
+            OffsetDateTime::now_utc(),
+            today(),
+        );
+        let saved = self
+            .cases
+            .save(&call, CaseRecord::Inspection(inspection), None, "OPEN")
+            .await?;
+        Ok(Response::new(convert::inspection(
+            as_inspection(saved)?,
+            today(),
+        )))
+    }
+
+    async fn advance_inspection(
+        &self,
+        request: Request<proto::AdvanceInspectionRequest>,
+    ) -> Result<Response<proto::Inspection>, Status> {
+        let call = write_call(
+            request,
+            Scope::InspectionsWrite,
+            "AdvanceInspection",
+            |_| "",
+        )?;
+        let message = &call.message;
+        let revision = revision_of(&message.etag)?;
+        let step = StepFields {
+            step: convert::inspection_step(message.step)?,
+            effective_date: &message.effective_date,
+            response_due: &message.response_due,
+            outcome: convert::inspection_outcome(message.outcome)?,
+            note: &message.note,
+            document_ref: &message.document_ref,
+        }
+        .validate(today())?;
+        let mut inspection = as_inspection(
+            self.cases
+                .case(&message.inspection_id, "inspection_id")
+                .await?,
+        )?;
+        check_region(&call.writable, &inspection.region_code)?;
+        check_etag(revision, inspection.revision)?;
+        let step_name = step.step.as_str();
+        inspection
+            .advance(
+                call.principal.agency_id(),
+                call.principal.kind(),
+                step,
+                OffsetDateTime::now_utc(),
+            )
+            .map_err(ApiError::from)?;
+        let saved = self
+            .cases
+            .save(
+                &call,
+                CaseRecord::Inspection(inspection),
+                Some(revision),
+                step_name,
+            )
+            .await?;
+        Ok(Response::new(convert::inspection(
+            as_inspection(saved)?,
+            today(),
+        )))
+    }
+
+    async fn get_inspection(
+        &self,
+        request: Request<proto::GetInspectionRequest>,
+    ) -> Result<Response<proto::Inspection>, Status> {
+        let principal = principal(&request)?;
+        let audit = super::call_audit(&request);
+        let readable = principal.require(Scope::InspectionsRead)?;
+        let inspection = as_inspection(
+            self.cases
+                .case(&request.get_ref().inspection_id, "inspection_id")
+                .await?,
+        )?;
+        audit.touch(inspection.employer_id.to_string());
+        audit.touch(inspection.id.to_string());
+        check_readable(&readable, Scope::InspectionsRead, &inspection.region_code)?;
+        Ok(Response::new(convert::inspection(inspection, today())))
+    }
+
+    async fn list_inspections(
+        &self,
+        request: Request<proto::ListInspectionsRequest>,
+    ) -> Result<Response<proto::ListInspectionsResponse>, Status> {
+        let principal = principal(&request)?;
+        let readable = principal.require(Scope::InspectionsRead)?;
+        let message = request.into_inner();
+        let region = region_prefix(message.region_prefix)?;
+        let mut filter = CaseFilter::of(CaseKind::Inspection);
+        filter.within = listing_regions(&readable, region.as_ref(), Scope::InspectionsRead)?;
+        filter.status = convert::inspection_status(message.status)?.map(|s| s.as_str());
+        if !message.employer_id.trim().is_empty() {
+            filter.employer = Some(uuid_field(&message.employer_id, "employer_id")?);
+        }
+        if message.overdue_only {
+            filter.due_before = Some(today());
+        }
+        let page_size = page_size_of(message.page_size)?;
+        let fingerprint = format!(
+            "inspections|{}|{}|{}|{}",
+            region.as_ref().map_or("", |r| r.as_str()),
+            message.status,
+            message.employer_id.trim(),
+            message.overdue_only
+        );
+        let before: Option<Uuid> = cursor_of(&message.page_token, &fingerprint)?;
+        let cases = self
+            .cases
+            .store
+            .list_cases(&filter, before, page_size + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let inspections = cases
+            .into_iter()
+            .map(as_inspection)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (page, next_page_token) = split_page(inspections, page_size, &fingerprint, |i| i.id);
+        let today = today();
+        Ok(Response::new(proto::ListInspectionsResponse {
+            inspections: page
+                .into_iter()
+                .map(|i| convert::inspection(i, today))
+                .collect(),
+            next_page_token,
+        }))
+    }
+}

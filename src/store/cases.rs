@@ -1,0 +1,356 @@
+//! The [`CaseStore`](super::CaseStore) implementation shared by both backends, instantiated by
+//! `sql_store_cases!(StoreType, DatabaseType)`.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::cases::{CaseKind, CaseRecord};
+use crate::domain::region::RegionCode;
+
+/// The columns listings filter and sort on, taken from a case.
+pub(super) struct CaseColumns {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub employer_id: Uuid,
+    pub region_code: String,
+    pub province_code: String,
+    pub owner_agency: String,
+    pub counterpart_agency: Option<String>,
+    pub programme_group: Option<&'static str>,
+    pub reference: Option<String>,
+    pub status: &'static str,
+    pub is_open: bool,
+    pub opened_at: OffsetDateTime,
+    pub closed_at: Option<OffsetDateTime>,
+    pub due_on: Option<String>,
+    pub amount_recovered: i64,
+    pub revision: i64,
+    pub detail: String,
+}
+
+impl CaseColumns {
+    pub fn of(case: &CaseRecord) -> Result<Self, StoreError> {
+        let detail = match case {
+            CaseRecord::Inspection(c) => serde_json::to_string(c),
+            CaseRecord::Sanction(c) => serde_json::to_string(c),
+            CaseRecord::Referral(c) => serde_json::to_string(c),
+        }
+        .map_err(|e| StoreError::Corrupt(format!("case: {e}")))?;
+        let day = |d: time::Date| d.to_string();
+        let (employer_id, region_code, owner, counterpart, group, reference) = match case {
+            CaseRecord::Inspection(c) => (
+                c.employer_id,
+                &c.region_code,
+                c.inspecting_agency.clone(),
+                c.joint_agency.clone(),
+                None,
+                None,
+            ),
+            CaseRecord::Sanction(c) => (
+                c.employer_id,
+                &c.region_code,
+                c.bpjs_agency.clone(),
+                c.licensing_agency.clone(),
+                Some(c.group.as_str()),
+                None,
+            ),
+            CaseRecord::Referral(c) => (
+                c.employer_id,
+                &c.region_code,
+                c.bpjs_agency.clone(),
+                Some(c.kejari_agency.clone()),
+                Some(c.group.as_str()),
+                Some(c.skk_number.clone()),
+            ),
+        };
+        let (status, is_open, opened_at, closed_at, due_on, recovered) = match case {
+            CaseRecord::Inspection(c) => (
+                c.status.as_str(),
+                c.closed_at.is_none(),
+                c.opened_at,
+                c.closed_at,
+                c.response_due.map(day),
+                0,
+            ),
+            CaseRecord::Sanction(c) => (
+                c.status.as_str(),
+                c.status.is_open(),
+                c.opened_at,
+                c.closed_at,
+                c.warning_period_end.map(day),
+                0,
+            ),
+            CaseRecord::Referral(c) => (
+                c.status.as_str(),
+                c.status.is_open(),
+                c.opened_at,
+                c.closed_at,
+                c.due_on.map(day),
+                super::compliance::db_int(c.amount_recovered),
+            ),
+        };
+        let region = RegionCode::parse(region_code)
+            .map_err(|_| StoreError::Corrupt(format!("case region {region_code}")))?;
+        Ok(Self {
+            id: case.id(),
+            kind: case.kind().as_str(),
+            employer_id,
+            region_code: region_code.clone(),
+            province_code: region.province().as_str().to_owned(),
+            owner_agency: owner,
+            counterpart_agency: counterpart,
+            programme_group: group,
+            reference,
+            status,
+            is_open,
+            opened_at,
+            closed_at,
+            due_on,
+            amount_recovered: recovered,
+            revision: case.revision(),
+            detail,
+        })
+    }
+}
+
+/// A case read back: its kind, JSON and revision.
+pub(super) fn case_of(kind: &str, detail: &str, revision: i64) -> Result<CaseRecord, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("case: {e}"));
+    let mut case = match CaseKind::from_stored(kind) {
+        Some(CaseKind::Inspection) => CaseRecord::Inspection(
+            serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?,
+        ),
+        Some(CaseKind::Sanction) => {
+            CaseRecord::Sanction(serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?)
+        }
+        Some(CaseKind::Referral) => {
+            CaseRecord::Referral(serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?)
+        }
+        None => return Err(corrupt(format!("kind {kind}"))),
+    };
+    case.set_revision(revision);
+    Ok(case)
+}
+
+macro_rules! sql_store_cases {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Appends the `WHERE` clause of `filter`.
+            fn push_case_filter(
+                query: &mut sqlx::QueryBuilder<'static, $db>,
+                filter: &$crate::store::CaseFilter,
+            ) {
+                query.push(" WHERE kind = ").push_bind(filter.kind.as_str());
+                if let Some(within) = &filter.within {
+                    $crate::store::push_within(query, within);
+                }
+                if let Some(employer) = filter.employer {
+                    query.push(" AND employer_id = ").push_bind(employer);
+                }
+                if let Some(status) = filter.status {
+                    query.push(" AND status = ").push_bind(status);
+                }
+                if filter.open_only || filter.due_before.is_some() {
+                    query.push(" AND is_open");
+                }
+                if let Some(day) = filter.due_before {
+                    query.push(" AND due_on < ").push_bind(day.to_string());
+                }
+                if let Some(owner) = &filter.owner {
+                    query.push(" AND owner_agency = ").push_bind(owner.clone());
+                }
+                if let Some(counterpart) = &filter.counterpart {
+                    query
+                        .push(" AND counterpart_agency = ")
+                        .push_bind(counterpart.clone());
+                }
+                if let Some(from) = filter.opened_from {
+                    query.push(" AND opened_at >= ").push_bind(from);
+                }
+                if let Some(before) = filter.opened_before {
+                    query.push(" AND opened_at < ").push_bind(before);
+                }
+            }
+
+            async fn try_save_case(
+                &self,
+                write: &$crate::store::CaseWrite,
+            ) -> Result<$crate::store::CaseSaved, $crate::store::StoreError> {
+                use $crate::store::cases::CaseColumns;
+                use $crate::store::{CaseSaved, StoreError, now_micros};
+
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &write.idempotency
+                    && let Some(first) = Self::replay::<CaseSaved>(&mut tx, key).await?
+                {
+                    return Ok(CaseSaved {
+                        replayed: true,
+                        ..first
+                    });
+                }
+                let mut case = write.case.clone();
+                case.set_revision(write.expected_revision.map_or(1, |r| r + 1));
+                let row = CaseColumns::of(&case)?;
+                let sql = if write.expected_revision.is_some() {
+                    "UPDATE cases SET kind = $2, employer_id = $3, region_code = $4, \
+                     province_code = $5, owner_agency = $6, counterpart_agency = $7, \
+                     programme_group = $8, reference = $9, status = $10, is_open = $11, \
+                     opened_at = $12, closed_at = $13, due_on = $14, amount_recovered = $15, \
+                     revision = $16, detail = $17 WHERE id = $1 AND revision = $16 - 1"
+                } else {
+                    "INSERT INTO cases (id, kind, employer_id, region_code, province_code, \
+                     owner_agency, counterpart_agency, programme_group, reference, status, \
+                     is_open, opened_at, closed_at, due_on, amount_recovered, revision, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17)"
+                };
+                let written = sqlx::query(sql)
+                    .bind(row.id)
+                    .bind(row.kind)
+                    .bind(row.employer_id)
+                    .bind(&row.region_code)
+                    .bind(&row.province_code)
+                    .bind(&row.owner_agency)
+                    .bind(&row.counterpart_agency)
+                    .bind(row.programme_group)
+                    .bind(&row.reference)
+                    .bind(row.status)
+                    .bind(row.is_open)
+                    .bind(row.opened_at)
+                    .bind(row.closed_at)
+                    .bind(&row.due_on)
+                    .bind(row.amount_recovered)
+                    .bind(row.revision)
+                    .bind(&row.detail)
+                    .execute(&mut *tx)
+                    .await?;
+                if written.rows_affected() == 0 {
+                    let current: Option<i64> =
+                        sqlx::query_scalar("SELECT revision FROM cases WHERE id = $1")
+                            .bind(row.id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Err(match current {
+                        Some(revision) => StoreError::EtagMismatch {
+                            current: $crate::domain::employer::etag_of(revision),
+                        },
+                        None => StoreError::NotFound("case"),
+                    });
+                }
+                Self::insert_feed_events(&mut tx, &write.events).await?;
+                Self::insert_audit_entries(&mut tx, std::slice::from_ref(&write.audit)).await?;
+                let saved = CaseSaved {
+                    case,
+                    replayed: false,
+                };
+                if let Some(key) = &write.idempotency {
+                    Self::remember(&mut tx, key, &saved, now_micros()).await?;
+                }
+                tx.commit().await?;
+                Ok(saved)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::CaseStore for $store {
+            async fn save_case(
+                &self,
+                write: &$crate::store::CaseWrite,
+            ) -> Result<$crate::store::CaseSaved, $crate::store::StoreError> {
+                match self.try_save_case(write).await {
+                    // A concurrent call with the same request_id committed first: answer with
+                    // its result.
+                    Err($crate::store::StoreError::Duplicate {
+                        resource: "request", ..
+                    }) if write.idempotency.is_some() => {
+                        let key = write.idempotency.as_ref().expect("checked by the guard");
+                        let mut tx = self.begin_write().await?;
+                        let first: Option<$crate::store::CaseSaved> =
+                            Self::replay(&mut tx, key).await?;
+                        first
+                            .map(|first| $crate::store::CaseSaved {
+                                replayed: true,
+                                ..first
+                            })
+                            .ok_or($crate::store::StoreError::RequestIdReused)
+                    }
+                    outcome => outcome,
+                }
+            }
+
+            async fn get_case(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::domain::cases::CaseRecord>, $crate::store::StoreError>
+            {
+                let row: Option<(String, String, i64)> =
+                    sqlx::query_as("SELECT kind, detail, revision FROM cases WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                row.map(|(kind, detail, revision)| {
+                    $crate::store::cases::case_of(&kind, &detail, revision)
+                })
+                .transpose()
+            }
+
+            async fn list_cases(
+                &self,
+                filter: &$crate::store::CaseFilter,
+                before: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::cases::CaseRecord>, $crate::store::StoreError> {
+                let mut query =
+                    sqlx::QueryBuilder::<$db>::new("SELECT kind, detail, revision FROM cases");
+                Self::push_case_filter(&mut query, filter);
+                if let Some(before) = before {
+                    query.push(" AND id < ").push_bind(before);
+                }
+                query
+                    .push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<(String, String, i64)> =
+                    query.build_query_as().fetch_all(self.reader()).await?;
+                rows.iter()
+                    .map(|(kind, detail, revision)| {
+                        $crate::store::cases::case_of(kind, detail, *revision)
+                    })
+                    .collect()
+            }
+
+            async fn referral_outcomes(
+                &self,
+                filter: &$crate::store::CaseFilter,
+            ) -> Result<Vec<$crate::domain::referral::Outcome>, $crate::store::StoreError> {
+                use $crate::domain::referral::{Outcome, ReferralStatus};
+                use $crate::store::StoreError;
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT region_code, status, opened_at, closed_at, amount_recovered FROM cases",
+                );
+                Self::push_case_filter(&mut query, filter);
+                let rows: Vec<(
+                    String,
+                    String,
+                    time::OffsetDateTime,
+                    Option<time::OffsetDateTime>,
+                    i64,
+                )> = query.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map(|(region_code, status, opened_at, closed_at, recovered)| {
+                        Ok(Outcome {
+                            status: ReferralStatus::from_stored(&status).ok_or_else(|| {
+                                StoreError::Corrupt(format!("referral status {status}"))
+                            })?,
+                            region_code,
+                            opened_at,
+                            closed_at,
+                            amount_recovered: u64::try_from(recovered).unwrap_or(0),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
