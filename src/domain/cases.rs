@@ -47,6 +47,15 @@ pub fn group_run_by(kind: AgencyKind) -> Option<ProgrammeGroup> {
         .find(|group| group.operator() == kind)
 }
 
+/// What a new case concerns: its id (chosen before it is stored, so the call's audit entry can
+/// name it), the employer and the employer's regency or city.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub id: uuid::Uuid,
+    pub employer_id: uuid::Uuid,
+    pub region_code: &'a str,
+}
+
 /// One step in a case's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseStep {

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, TransitionError, any_date, day_text, document_ref,
-    effective_date, named_enum, note,
+    CaseStep, PreconditionError, StepError, Subject, TransitionError, any_date, day_text,
+    document_ref, effective_date, named_enum, note,
 };
 use super::compliance::ComplianceStatus;
 use super::{ValidationError, Violations};
@@ -140,22 +140,19 @@ impl StepFields<'_> {
 }
 
 impl Inspection {
-    #[allow(clippy::too_many_arguments)]
     pub fn open(
-        id: Uuid,
-        employer_id: Uuid,
-        region_code: &str,
+        subject: Subject<'_>,
         inspector: &AgencyId,
         joint_agency: Option<&AgencyId>,
         triggering_finding: Option<ComplianceStatus>,
         note: String,
         now: OffsetDateTime,
-        today: Date,
+        opened_on: Date,
     ) -> Self {
         Self {
-            id,
-            employer_id,
-            region_code: region_code.to_owned(),
+            id: subject.id,
+            employer_id: subject.employer_id,
+            region_code: subject.region_code.to_owned(),
             inspecting_agency: inspector.to_string(),
             joint_agency: joint_agency.map(ToString::to_string),
             triggering_finding,
@@ -169,7 +166,7 @@ impl Inspection {
                 status_after: InspectionStatus::Open.as_str().into(),
                 actor: inspector.to_string(),
                 recorded_at: now,
-                effective_on: today,
+                effective_on: opened_on,
                 note,
                 document_ref: String::new(),
             }],
@@ -300,9 +297,11 @@ mod tests {
         let kind = AgencyKind::DisnakertransProvinsi;
         let now = datetime!(2026-11-20 0:00 UTC);
         let mut inspection = Inspection::open(
-            Uuid::nil(),
-            Uuid::nil(),
-            "33.26",
+            Subject {
+                id: Uuid::nil(),
+                employer_id: Uuid::nil(),
+                region_code: "33.26",
+            },
             &office,
             None,
             None,

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, TransitionError, day_text, days_between, document_ref,
-    effective_date, named_enum, note, past_date,
+    CaseStep, PreconditionError, StepError, Subject, TransitionError, day_text, days_between,
+    document_ref, effective_date, named_enum, note, past_date,
 };
 use super::compliance::{ComplianceStatus, ProgrammeGroup, Report};
 use super::{ValidationError, Violations};
@@ -371,28 +371,25 @@ impl StepFields<'_> {
 
 impl Referral {
     /// A new referral from `bpjs`, which runs `group`, resting on `evidence`.
-    #[allow(clippy::too_many_arguments)]
     pub fn open(
-        id: Uuid,
+        subject: Subject<'_>,
         new: NewReferral,
         bpjs: &AgencyId,
         group: ProgrammeGroup,
-        region_code: &str,
         evidence: Evidence,
         previous: Option<&Referral>,
         now: OffsetDateTime,
     ) -> Result<Self, PreconditionError> {
-        if let Some(previous) = previous {
-            if previous.status != ReferralStatus::SkkReturned
-                || previous.employer_id != new.employer_id
-            {
-                return Err(PreconditionError(
-                    "a referral continues only a returned referral of the same employer".into(),
-                ));
-            }
+        if let Some(previous) = previous
+            && (previous.status != ReferralStatus::SkkReturned
+                || previous.employer_id != subject.employer_id)
+        {
+            return Err(PreconditionError(
+                "a referral continues only a returned referral of the same employer".into(),
+            ));
         }
         Ok(Self {
-            id,
+            id: subject.id,
             history: vec![CaseStep {
                 step: ISSUE_SKK.into(),
                 status_after: ReferralStatus::SkkIssued.as_str().into(),
@@ -404,8 +401,8 @@ impl Referral {
             }],
             skk_number: new.skk_number,
             skk_date: new.skk_date,
-            employer_id: new.employer_id,
-            region_code: region_code.to_owned(),
+            employer_id: subject.employer_id,
+            region_code: subject.region_code.to_owned(),
             bpjs_agency: bpjs.to_string(),
             kejari_agency: new.kejari_agency.to_string(),
             group,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, TransitionError, add_working_days, day_text,
+    CaseStep, PreconditionError, StepError, Subject, TransitionError, add_working_days, day_text,
     document_ref, effective_date, named_enum, note,
 };
 use super::compliance::{Category, ComplianceStatus, ProgrammeGroup};
@@ -204,9 +204,7 @@ fn non_compliant(
 impl SanctionTrack {
     /// Opens a track with written warning 1, by `bpjs`, an agency running `group`.
     pub fn open(
-        id: Uuid,
-        employer_id: Uuid,
-        region_code: &str,
+        subject: Subject<'_>,
         group: ProgrammeGroup,
         bpjs: &AgencyId,
         request: StepRequest,
@@ -222,9 +220,9 @@ impl SanctionTrack {
         let justified_by = non_compliant(status_now, group)?;
         let status = SanctionStatus::Warning1;
         Ok(Self {
-            id,
-            employer_id,
-            region_code: region_code.to_owned(),
+            id: subject.id,
+            employer_id: subject.employer_id,
+            region_code: subject.region_code.to_owned(),
             group,
             bpjs_agency: bpjs.to_string(),
             status,
@@ -397,6 +395,14 @@ mod tests {
         }
     }
 
+    fn subject() -> Subject<'static> {
+        Subject {
+            id: Uuid::nil(),
+            employer_id: Uuid::nil(),
+            region_code: "33.26",
+        }
+    }
+
     fn request(step: SanctionStep, on: Date) -> StepRequest {
         StepRequest {
             step,
@@ -416,9 +422,7 @@ mod tests {
         let now = datetime!(2026-11-20 0:00 UTC);
         let w1 = date!(2026 - 10 - 1);
         let mut track = SanctionTrack::open(
-            Uuid::nil(),
-            Uuid::nil(),
-            "33.26",
+            subject(),
             ProgrammeGroup::Jkn,
             &bpjs,
             request(SanctionStep::Warning1, w1),
@@ -540,9 +544,7 @@ mod tests {
     fn a_track_needs_non_compliance() {
         let bpjs = AgencyId::parse("bpjs-kes-pekalongan").unwrap();
         let refused = SanctionTrack::open(
-            Uuid::nil(),
-            Uuid::nil(),
-            "33.26",
+            subject(),
             ProgrammeGroup::Jkn,
             &bpjs,
             request(SanctionStep::Warning1, date!(2026 - 10 - 1)),

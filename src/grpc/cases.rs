@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::WriteCall;
 use crate::auth::AuthError;
-use crate::domain::cases::CaseRecord;
+use crate::domain::cases::{CaseRecord, Subject};
 use crate::domain::compliance::{ComplianceStatus, ProgrammeGroup, today_wib};
 use crate::domain::employer::{Employer, EmployerKey};
 use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
@@ -184,6 +184,15 @@ pub fn as_referral(case: CaseRecord) -> Result<crate::domain::referral::Referral
     match case {
         CaseRecord::Referral(referral) => Ok(referral),
         _ => Err(StoreError::NotFound("referral").into()),
+    }
+}
+
+/// A new case about `employer`, with a fresh time-ordered id.
+pub fn subject(employer: &Employer) -> Subject<'_> {
+    Subject {
+        id: Uuid::now_v7(),
+        employer_id: employer.id,
+        region_code: &employer.region_code,
     }
 }
 

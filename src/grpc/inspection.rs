@@ -8,12 +8,14 @@ use uuid::Uuid;
 
 use super::cases::{
     Cases, as_inspection, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    today, uuid_field, wrong_kind,
+    subject, today, uuid_field, wrong_kind,
 };
 use super::write_call;
 use super::{WriteCall, check_readable, convert, cursor_of, page_size_of, principal, split_page};
 use crate::domain::agency::{AgencyId, AgencyKind};
-use crate::domain::cases::{CaseKind, CaseRecord, PreconditionError, group_run_by, note};
+use crate::domain::cases::{
+    CaseKind, CaseRecord, PreconditionError, effective_date, group_run_by, note,
+};
 use crate::domain::inspection::{Inspection, StepFields};
 use crate::domain::scope::Scope;
 use crate::error::ApiError;
@@ -66,6 +68,8 @@ impl InspectionService for InspectionApi {
             return Err(wrong_kind("inspections are opened by provincial manpower offices").into());
         }
         let note = note(&message.note).map_err(|e| ApiError::invalid("note", e))?;
+        let opened_on = effective_date(&message.effective_date, today())
+            .map_err(|e| ApiError::invalid("effective_date", e))?;
         let group = convert::programme_group(message.triggered_by_group)
             .map_err(|e| ApiError::invalid("triggered_by_group", e))?;
         let employer = self
@@ -90,15 +94,13 @@ impl InspectionService for InspectionApi {
             ),
         };
         let inspection = Inspection::open(
-            Uuid::now_v7(),
-            employer.id,
-            &employer.region_code,
+            subject(&employer),
             principal.agency_id(),
             joint.as_ref(),
             finding,
             note,
             OffsetDateTime::now_utc(),
-            today(),
+            opened_on,
         );
         let saved = self
             .cases

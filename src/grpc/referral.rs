@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cases::{
     Cases, as_referral, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    start_of_day, today, uuid_field, wrong_kind,
+    start_of_day, subject, today, uuid_field, wrong_kind,
 };
 use super::{call_audit, convert, cursor_of, page_size_of, principal, split_page, write_call};
 use crate::audit::CallAudit;
@@ -169,11 +169,10 @@ impl ReferralService for ReferralApi {
             .map_err(ApiError::from)?;
         let evidence = Evidence::of(status, group, reports).map_err(ApiError::from)?;
         let referral = Referral::open(
-            Uuid::now_v7(),
+            subject(&employer),
             new,
             call.principal.agency_id(),
             group,
-            &employer.region_code,
             evidence,
             previous.as_ref(),
             OffsetDateTime::now_utc(),

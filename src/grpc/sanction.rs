@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::cases::{
     Cases, as_sanction, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    today, uuid_field, wrong_kind,
+    subject, today, uuid_field, wrong_kind,
 };
 use super::{check_readable, convert, cursor_of, page_size_of, principal, split_page, write_call};
 use crate::domain::cases::{CaseKind, CaseRecord, PreconditionError, group_run_by};
@@ -89,9 +89,7 @@ impl SanctionService for SanctionApi {
             }
             let status_now = self.cases.status(employer.id, group).await?;
             let track = SanctionTrack::open(
-                Uuid::now_v7(),
-                employer.id,
-                &employer.region_code,
+                subject(&employer),
                 group,
                 actor,
                 step,
