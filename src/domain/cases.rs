@@ -109,6 +109,43 @@ pub enum StepError {
     Invalid(#[from] super::ValidationError),
 }
 
+/// What a step is, for the checks every step passes first.
+pub struct NextStep {
+    pub case: &'static str,
+    pub status: &'static str,
+    pub attempted: &'static str,
+    /// The steps the lifecycle allows from `status`.
+    pub allowed: Vec<&'static str>,
+    /// The date of the case's latest step.
+    pub previous: Option<Date>,
+    pub on: Date,
+}
+
+impl NextStep {
+    /// Refuses a step the lifecycle does not allow now, or one dated before the previous step.
+    pub fn check(self) -> Result<(), StepError> {
+        if !self.allowed.contains(&self.attempted) {
+            return Err(TransitionError {
+                case: self.case,
+                status: self.status,
+                attempted: self.attempted,
+                allowed: self.allowed,
+            }
+            .into());
+        }
+        if let Some(previous) = self.previous
+            && self.on < previous
+        {
+            return Err(PreconditionError(format!(
+                "the step's date {} is before the previous step's ({previous})",
+                self.on
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
 /// Parses a `YYYY-MM-DD` date that may not lie after `today` nor before the first year the
 /// service accepts.
 pub fn past_date(text: &str, today: Date) -> Result<Date, String> {

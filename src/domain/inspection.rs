@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, Subject, TransitionError, any_date, day_text,
-    document_ref, effective_date, named_enum, note,
+    CaseStep, NextStep, PreconditionError, StepError, Subject, any_date, day_text, document_ref,
+    effective_date, named_enum, note,
 };
 use super::compliance::ComplianceStatus;
 use super::{ValidationError, Violations};
@@ -217,25 +217,19 @@ impl Inspection {
                 self.inspecting_agency
             )));
         }
-        let allowed = self.allowed_steps(request.effective_on);
-        if !allowed.contains(&request.step) {
-            return Err(TransitionError {
-                case: "inspection",
-                status: self.status.as_str(),
-                attempted: request.step.as_str(),
-                allowed: allowed.iter().map(|s| s.as_str()).collect(),
-            }
-            .into());
+        NextStep {
+            case: "inspection",
+            status: self.status.as_str(),
+            attempted: request.step.as_str(),
+            allowed: self
+                .allowed_steps(request.effective_on)
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+            previous: self.history.last().map(|last| last.effective_on),
+            on: request.effective_on,
         }
-        if let Some(last) = self.history.last()
-            && request.effective_on < last.effective_on
-        {
-            return Err(PreconditionError(format!(
-                "the step's date {} is before the previous step's ({})",
-                request.effective_on, last.effective_on
-            ))
-            .into());
-        }
+        .check()?;
         let status = match request.step {
             InspectionStep::IssueNotaI => InspectionStatus::NotaI,
             InspectionStep::IssueNotaII => InspectionStatus::NotaII,

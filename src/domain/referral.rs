@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, Subject, TransitionError, day_text, days_between,
+    CaseStep, NextStep, PreconditionError, StepError, Subject, day_text, days_between,
     document_ref, effective_date, named_enum, note, past_date,
 };
 use super::compliance::{ComplianceStatus, ProgrammeGroup, Report};
@@ -433,25 +433,20 @@ impl Referral {
                 self.kejari_agency
             )));
         }
-        let allowed = self.status.allowed_steps();
-        if !allowed.contains(&request.step) {
-            return Err(TransitionError {
-                case: "referral",
-                status: self.status.as_str(),
-                attempted: request.step.as_str(),
-                allowed: allowed.iter().map(|s| s.as_str()).collect(),
-            }
-            .into());
+        NextStep {
+            case: "referral",
+            status: self.status.as_str(),
+            attempted: request.step.as_str(),
+            allowed: self
+                .status
+                .allowed_steps()
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+            previous: self.history.last().map(|last| last.effective_on),
+            on: request.effective_on,
         }
-        if let Some(last) = self.history.last()
-            && request.effective_on < last.effective_on
-        {
-            return Err(PreconditionError(format!(
-                "the step's date {} is before the previous step's ({})",
-                request.effective_on, last.effective_on
-            ))
-            .into());
-        }
+        .check()?;
         let status = request.step.leads_to();
         match request.step {
             ReferralStep::RecordUndertaking => {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, PreconditionError, StepError, Subject, TransitionError, add_working_days, day_text,
+    CaseStep, NextStep, PreconditionError, StepError, Subject, add_working_days, day_text,
     document_ref, effective_date, named_enum, note,
 };
 use super::compliance::{Category, ComplianceStatus, ProgrammeGroup};
@@ -277,25 +277,20 @@ impl SanctionTrack {
                 request.step.as_str()
             )));
         }
-        let allowed = self.status.allowed_steps();
-        if !allowed.contains(&request.step) {
-            return Err(TransitionError {
-                case: "sanction track",
-                status: self.status.as_str(),
-                attempted: request.step.as_str(),
-                allowed: allowed.iter().map(|s| s.as_str()).collect(),
-            }
-            .into());
+        NextStep {
+            case: "sanction track",
+            status: self.status.as_str(),
+            attempted: request.step.as_str(),
+            allowed: self
+                .status
+                .allowed_steps()
+                .iter()
+                .map(|s| s.as_str())
+                .collect(),
+            previous: self.history.last().map(|last| last.step.effective_on),
+            on: request.effective_on,
         }
-        if let Some(last) = self.history.last()
-            && request.effective_on < last.step.effective_on
-        {
-            return Err(PreconditionError(format!(
-                "the step's date {} is before the previous step's ({})",
-                request.effective_on, last.step.effective_on
-            ))
-            .into());
-        }
+        .check()?;
         if matches!(request.step, SanctionStep::Warning2 | SanctionStep::Fine)
             && let Some(end) = self.warning_period_end
             && request.effective_on <= end
