@@ -201,9 +201,12 @@ pub fn wrong_kind(message: impl Into<String>) -> ApiError {
     AuthError::PermissionDenied(message.into()).into()
 }
 
-/// Start of `date` in WIB.
+/// Start of `date` in WIB, expressed in UTC like every stored time: SQLite compares times as
+/// text, which only orders them correctly when they share an offset.
 pub fn start_of_day(date: Date) -> OffsetDateTime {
-    date.midnight().assume_offset(time::macros::offset!(+7))
+    date.midnight()
+        .assume_offset(time::macros::offset!(+7))
+        .to_offset(time::UtcOffset::UTC)
 }
 
 pub fn region_prefix(region: Option<proto::RegionCode>) -> Result<Option<RegionCode>, ApiError> {
