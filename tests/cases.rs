@@ -273,6 +273,24 @@ fn categories(status: &proto::ComplianceStatus) -> Vec<Cat> {
         .collect()
 }
 
+async fn jkn_status(
+    app: &TestApp,
+    agency: &TestAgency,
+    employer_id: &str,
+) -> proto::ComplianceStatus {
+    ComplianceServiceClient::new(app.authed(&agency.token))
+        .get_compliance_status(proto::GetComplianceStatusRequest {
+            employer_id: employer_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses
+        .into_iter()
+        .find(|s| s.programme_group == i32::from(ProgrammeGroup::Jkn))
+        .expect("a JKN status")
+}
+
 /// The story of the source articles, from the gap to compliance, with the audit log verified.
 async fn the_whole_story_from_gap_to_compliance(app: TestApp) {
     let parties = parties(&app).await;
@@ -280,18 +298,7 @@ async fn the_whole_story_from_gap_to_compliance(app: TestApp) {
     report_gap(&app, &parties, &employer.id, 1000).await;
 
     // The status shows PDS_TK with a gap of 500.
-    let statuses = ComplianceServiceClient::new(app.authed(&parties.bpjs.token))
-        .get_compliance_status(proto::GetComplianceStatusRequest {
-            employer_id: employer.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .statuses;
-    let jkn = statuses
-        .iter()
-        .find(|s| s.programme_group == i32::from(ProgrammeGroup::Jkn))
-        .unwrap();
+    let jkn = &jkn_status(&app, &parties.bpjs, &employer.id).await;
     assert!(categories(jkn).contains(&Cat::PdsTk));
     assert_eq!(jkn.gap, 500);
 
@@ -453,18 +460,7 @@ async fn the_whole_story_from_gap_to_compliance(app: TestApp) {
 
     // BPJS reports all 1,500 registered: the status turns COMPLIANT.
     report_gap(&app, &parties, &employer.id, 1500).await;
-    let statuses = ComplianceServiceClient::new(app.authed(&parties.bpjs.token))
-        .get_compliance_status(proto::GetComplianceStatusRequest {
-            employer_id: employer.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .statuses;
-    let jkn = statuses
-        .iter()
-        .find(|s| s.programme_group == i32::from(ProgrammeGroup::Jkn))
-        .unwrap();
+    let jkn = &jkn_status(&app, &parties.bpjs, &employer.id).await;
     assert_eq!(categories(jkn), [Cat::Compliant]);
 
     // TMP2T is lifted.
