@@ -212,7 +212,7 @@ pub fn start_of_day(date: Date) -> OffsetDateTime {
 pub fn region_prefix(region: Option<proto::RegionCode>) -> Result<Option<RegionCode>, ApiError> {
     region
         .filter(|r| !r.code.trim().is_empty())
-        .map(|r| RegionCode::parse(&r.code).map_err(|e| ApiError::invalid("region_prefix", e)))
+        .map(|r| RegionCode::parse(&r.code).map_err(|e| ApiError::invalid("region_prefix.code", e)))
         .transpose()
 }
 
