@@ -2,24 +2,32 @@
 //! Binding happens before `build` returns, so a caller (a test, the bench) can connect to
 //! [`App::addr`] at once, with no waiting.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::{Server, server::TcpIncoming};
-use tonic_health::ServingStatus;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::audit::{
     layer::AuditLayer,
     writer::{AuditWriter, Sequencer},
 };
 use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
-use crate::config::Config;
+use crate::config::{Config, HealthConfig};
 use crate::feed::FeedHub;
 use crate::grpc::{
     FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
     compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi, inspection::InspectionApi,
     referral::ReferralApi, sanction::SanctionApi,
 };
+use crate::limits::DatabaseState;
+use crate::metrics::{self, Metrics};
 use crate::middleware;
 use crate::proto::{
     agency_admin_service_server::AgencyAdminServiceServer,
@@ -30,6 +38,7 @@ use crate::proto::{
     referral_service_server::ReferralServiceServer, sanction_service_server::SanctionServiceServer,
 };
 use crate::store::{self, Store, StoreError};
+use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,24 +52,47 @@ pub enum StartupError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the server failed")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 pub struct App {
     config: Config,
     listener: TcpListener,
     addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
 }
+
+/// The health-service names of every service this server offers, besides the overall "".
+const SERVICES: [&str; 9] = [
+    <EmployerServiceServer<EmployerApi> as NamedService>::NAME,
+    <AuthServiceServer<AuthApi> as NamedService>::NAME,
+    <AgencyAdminServiceServer<AgencyAdminApi> as NamedService>::NAME,
+    <AuditServiceServer<AuditApi> as NamedService>::NAME,
+    <ComplianceServiceServer<ComplianceApi> as NamedService>::NAME,
+    <FeedServiceServer<FeedApi> as NamedService>::NAME,
+    <InspectionServiceServer<InspectionApi> as NamedService>::NAME,
+    <SanctionServiceServer<SanctionApi> as NamedService>::NAME,
+    <ReferralServiceServer<ReferralApi> as NamedService>::NAME,
+];
+
+/// A health-service name that reports only whether the process serves at all (NOT_SERVING
+/// once shutdown starts), not whether the database answers: what a liveness probe should ask,
+/// so a database outage makes replicas unready instead of restarting them all.
+pub const LIVENESS: &str = "liveness";
 
 impl App {
     /// Opens the database (migrating it unless the configuration says a separate step does),
-    /// and takes over the listener.
+    /// and takes over the listener. The metrics endpoint, when configured, is bound here too.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Self, StartupError> {
         let store = store::connect(&config).await?;
         if config.migrate_on_start {
             store.migrate().await?;
         }
+        let metrics = Arc::new(Metrics::new());
         let keys = ServiceKeys::load(&config.auth, &config.data_dir)?;
         let registry = AuthRegistry::load(Arc::clone(&store)).await?;
         let authenticator = Arc::new(Authenticator::new(
@@ -68,15 +100,22 @@ impl App {
             keys,
             registry,
             Arc::clone(&store),
+            Arc::clone(&metrics),
         )?);
+        let metrics_listener = match config.metrics.listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, backend = store.backend(), "sinergi ready");
+        tracing::info!(%addr, backend = store.backend(), tls = config.tls.enabled(), "sinergi ready");
         Ok(Self {
             config,
             listener,
             addr,
+            metrics_listener,
             store,
             authenticator,
+            metrics,
         })
     }
 
@@ -90,6 +129,13 @@ impl App {
         self.addr
     }
 
+    /// The address of the Prometheus endpoint, if it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then reports NOT_SERVING on the health service, stops
     /// accepting calls and lets in-flight calls finish within the configured grace period.
     pub async fn serve(
@@ -97,12 +143,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::Serving).await;
         health
-            .set_serving::<EmployerServiceServer<EmployerApi>>()
-            .await;
-        health.set_serving::<AuthServiceServer<AuthApi>>().await;
-        health
-            .set_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
+            .set_service_status(LIVENESS, ServingStatus::Serving)
             .await;
 
         let registry = Arc::clone(self.authenticator.registry());
@@ -117,79 +160,128 @@ impl App {
             std::time::Duration::from_millis(self.config.feed.poll_interval_ms.max(10)),
         )));
 
-        let (writer, writer_task) = AuditWriter::start(Arc::clone(&self.store));
+        let (writer, writer_task) =
+            AuditWriter::start(Arc::clone(&self.store), Arc::clone(&self.metrics));
         let _writer = AbortOnDrop(writer_task);
         let _sequencer = AbortOnDrop(tokio::spawn(Sequencer::run(
             Arc::clone(&self.store),
             std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
             Arc::clone(&feed),
         )));
-        health.set_serving::<AuditServiceServer<AuditApi>>().await;
-        health
-            .set_serving::<ComplianceServiceServer<ComplianceApi>>()
-            .await;
-        health.set_serving::<FeedServiceServer<FeedApi>>().await;
-        health
-            .set_serving::<InspectionServiceServer<InspectionApi>>()
-            .await;
-        health
-            .set_serving::<SanctionServiceServer<SanctionApi>>()
-            .await;
-        health
-            .set_serving::<ReferralServiceServer<ReferralApi>>()
-            .await;
+
+        let database = DatabaseState::up();
+        let database_watch = AbortOnDrop(tokio::spawn(watch_database(
+            Arc::clone(&self.store),
+            database.clone(),
+            health.clone(),
+            self.config.health.clone(),
+        )));
+
+        let _metrics_endpoint = self.metrics_listener.map(|listener| {
+            let metrics = Arc::clone(&self.metrics);
+            let store = Arc::clone(&self.store);
+            let feed = Arc::clone(&feed);
+            let database = database.clone();
+            let render = Arc::new(move || {
+                metrics.render(feed.subscribers(), database.is_up(), &store.pool_usage())
+            });
+            AbortOnDrop(tokio::spawn(metrics::serve(listener, render)))
+        });
 
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
-        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = Server::builder()
-            .http2_max_header_list_size(self.config.limits.max_header_list_bytes)
+        let limits = &self.config.limits;
+        let max_message = limits.max_message_bytes;
+        let mut builder = Server::builder()
+            .http2_max_header_list_size(limits.max_header_list_bytes)
+            .max_concurrent_streams(limits.max_concurrent_streams_per_connection)
+            .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+            .http2_max_pending_accept_reset_streams(Some(limits.max_pending_accept_reset_streams))
+            .http2_keepalive_interval(Some(Duration::from_secs(
+                limits.keepalive_interval_secs.max(1),
+            )))
+            .http2_keepalive_timeout(Some(Duration::from_secs(
+                limits.keepalive_timeout_secs.max(1),
+            )))
+            .tcp_keepalive(Some(Duration::from_secs(
+                limits.keepalive_interval_secs.max(1),
+            )))
+            .max_connection_age(Duration::from_secs(limits.max_connection_age_secs.max(1)))
+            .max_connection_age_grace(Duration::from_secs(limits.max_connection_age_grace_secs));
+        if let Some(tls) = tls::server_config(&self.config.tls)? {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .layer(middleware::layers(
-                AuditLayer::new(writer),
-                Arc::clone(&self.authenticator),
+                middleware::Parts {
+                    audit: AuditLayer::new(writer),
+                    authenticator: Arc::clone(&self.authenticator),
+                    metrics: Arc::clone(&self.metrics),
+                    database,
+                },
+                limits,
             ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(AuthApi::new(Arc::clone(
-                &self.authenticator,
-            ))))
-            .add_service(AgencyAdminServiceServer::new(AgencyAdminApi::new(
-                Arc::clone(&self.store),
-                Arc::clone(&registry),
-            )))
-            .add_service(ComplianceServiceServer::new(ComplianceApi::new(
-                Arc::clone(&self.store),
-            )))
-            .add_service(FeedServiceServer::new(FeedApi::new(
-                Arc::clone(&self.store),
-                feed,
-                registry,
-                self.config.feed.clone(),
-            )))
-            .add_service(AuditServiceServer::new(AuditApi::new(
-                Arc::clone(&self.store),
-                Arc::clone(&self.authenticator),
-                self.config.audit.origin.clone(),
-            )))
-            .add_service(InspectionServiceServer::new(InspectionApi::new(
-                Arc::clone(&self.store),
-            )))
-            .add_service(SanctionServiceServer::new(SanctionApi::new(Arc::clone(
-                &self.store,
-            ))))
-            .add_service(ReferralServiceServer::new(ReferralApi::new(Arc::clone(
-                &self.store,
-            ))))
-            .add_service(EmployerServiceServer::new(EmployerApi::new(self.store)))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                async {
-                    let _ = stopped.await;
-                },
+            .add_service(
+                AuthServiceServer::new(AuthApi::new(Arc::clone(&self.authenticator)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AgencyAdminServiceServer::new(AgencyAdminApi::new(
+                    Arc::clone(&self.store),
+                    Arc::clone(&registry),
+                ))
+                .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                ComplianceServiceServer::new(ComplianceApi::new(Arc::clone(&self.store)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                FeedServiceServer::new(FeedApi::new(
+                    Arc::clone(&self.store),
+                    Arc::clone(&feed),
+                    registry,
+                    self.config.feed.clone(),
+                ))
+                .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi::new(
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.authenticator),
+                    self.config.audit.origin.clone(),
+                ))
+                .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                InspectionServiceServer::new(InspectionApi::new(Arc::clone(&self.store)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                SanctionServiceServer::new(SanctionApi::new(Arc::clone(&self.store)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                ReferralServiceServer::new(ReferralApi::new(Arc::clone(&self.store)))
+                    .max_decoding_message_size(max_message),
+            )
+            .add_service(
+                EmployerServiceServer::new(EmployerApi::new(Arc::clone(&self.store)))
+                    .max_decoding_message_size(max_message),
             );
+
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = server.serve_with_incoming_shutdown(
+            TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+            async {
+                let _ = stopped.await;
+            },
+        );
         tokio::pin!(server);
 
         tokio::select! {
@@ -197,31 +289,11 @@ impl App {
             () = shutdown => {}
         }
         tracing::info!("shutting down: finishing in-flight calls");
+        // The database watch must not turn health back to SERVING from here on.
+        drop(database_watch);
+        set_health(&health, ServingStatus::NotServing).await;
         health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        health
-            .set_not_serving::<EmployerServiceServer<EmployerApi>>()
-            .await;
-        health.set_not_serving::<AuthServiceServer<AuthApi>>().await;
-        health
-            .set_not_serving::<AuditServiceServer<AuditApi>>()
-            .await;
-        health
-            .set_not_serving::<AgencyAdminServiceServer<AgencyAdminApi>>()
-            .await;
-        health
-            .set_not_serving::<ComplianceServiceServer<ComplianceApi>>()
-            .await;
-        health.set_not_serving::<FeedServiceServer<FeedApi>>().await;
-        health
-            .set_not_serving::<InspectionServiceServer<InspectionApi>>()
-            .await;
-        health
-            .set_not_serving::<SanctionServiceServer<SanctionApi>>()
-            .await;
-        health
-            .set_not_serving::<ReferralServiceServer<ReferralApi>>()
+            .set_service_status(LIVENESS, ServingStatus::NotServing)
             .await;
         let _ = stop_accepting.send(());
         match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
@@ -229,6 +301,47 @@ impl App {
             Err(_) => tracing::warn!("grace period over: abandoning calls still in flight"),
         }
         Ok(())
+    }
+}
+
+/// Sets the overall status ("") and that of every service.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for service in SERVICES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Pings the database every interval; health (and the gate that refuses calls at once) follow
+/// its answers, so an orchestrator stops routing to a replica that cannot serve, and routes to
+/// it again as soon as it can, without a restart.
+async fn watch_database(
+    store: Arc<dyn Store>,
+    state: DatabaseState,
+    health: HealthReporter,
+    config: HealthConfig,
+) {
+    let mut ticker = tokio::time::interval(config.check_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut down_since = None;
+    loop {
+        ticker.tick().await;
+        let up = matches!(
+            tokio::time::timeout(config.check_timeout(), store.ping()).await,
+            Ok(Ok(()))
+        );
+        if !state.set(up) {
+            continue;
+        }
+        if up {
+            let outage = down_since.take().map(|since: Instant| since.elapsed());
+            tracing::warn!(?outage, "database reachable again: serving");
+            set_health(&health, ServingStatus::Serving).await;
+        } else {
+            down_since = Some(Instant::now());
+            tracing::error!("database unreachable: NOT_SERVING, refusing calls UNAVAILABLE");
+            set_health(&health, ServingStatus::NotServing).await;
+        }
     }
 }
 

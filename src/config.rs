@@ -31,6 +31,9 @@ pub struct Config {
     pub audit: AuditConfig,
     pub feed: FeedConfig,
     pub limits: LimitsConfig,
+    pub tls: TlsConfig,
+    pub metrics: MetricsConfig,
+    pub health: HealthConfig,
     pub log: LogConfig,
 }
 
@@ -81,20 +84,154 @@ impl Default for FeedConfig {
     }
 }
 
-/// Bounds on what one caller can make the server hold.
+/// Bounds on what one caller, one connection or the whole server can be made to hold. Each
+/// answers the caller with a clear status instead of letting work queue up without bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest HTTP/2 header block (all metadata of a call) accepted, in bytes. Larger ones
     /// are refused by the HTTP/2 layer before they reach any service.
     pub max_header_list_bytes: u32,
+    /// Largest message a call may send, in bytes, after decompression. For a streaming call it
+    /// bounds each item, not the stream. Larger messages are refused OUT_OF_RANGE unread.
+    pub max_message_bytes: usize,
+    /// Calls open at once on one HTTP/2 connection; a client opening more waits for one to end.
+    pub max_concurrent_streams_per_connection: u32,
+    /// Streams the server may reset on one connection because of the client's protocol errors
+    /// before it closes the connection (the defence against "rapid reset" floods).
+    pub max_local_error_reset_streams: usize,
+    /// Streams a client may open and reset before the server has accepted them.
+    pub max_pending_accept_reset_streams: usize,
+    /// How long a unary call (or the time to the first response of a streaming one) may take,
+    /// in milliseconds, before it is answered DEADLINE_EXCEEDED. A client's shorter
+    /// `grpc-timeout` wins. The bulk report stream is bounded by its items instead.
+    pub request_timeout_ms: u64,
+    /// Calls served at once by this replica; one more is refused at once with
+    /// RESOURCE_EXHAUSTED rather than queued, so an overload cannot grow memory or latency.
+    pub max_in_flight_calls: usize,
+    /// Calls per second each agency may make to this replica, on average...
+    pub agency_calls_per_second: u32,
+    /// ...and in a burst. Calls over the limit are answered RESOURCE_EXHAUSTED, so one
+    /// agency's flood cannot starve the others. Zero turns the limit off.
+    pub agency_burst: u32,
+    /// Interval of HTTP/2 pings on idle connections, in seconds, so dead peers are noticed
+    /// and middleboxes keep the connection open.
+    pub keepalive_interval_secs: u64,
+    /// How long a ping may go unanswered before the connection is closed, in seconds.
+    pub keepalive_timeout_secs: u64,
+    /// Connections are closed gracefully after this many seconds, so clients spread over new
+    /// replicas after a scale-out.
+    pub max_connection_age_secs: u64,
+    /// How long calls still open on a connection past its age may take to finish, in seconds.
+    pub max_connection_age_grace_secs: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_header_list_bytes: 64 * 1024,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams_per_connection: 200,
+            max_local_error_reset_streams: 1024,
+            max_pending_accept_reset_streams: 20,
+            request_timeout_ms: 30_000,
+            max_in_flight_calls: 512,
+            agency_calls_per_second: 500,
+            agency_burst: 1_000,
+            keepalive_interval_secs: 30,
+            keepalive_timeout_secs: 10,
+            max_connection_age_secs: 30 * 60,
+            max_connection_age_grace_secs: 60,
         }
+    }
+}
+
+impl LimitsConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+}
+
+/// TLS on the gRPC port. Off unless a certificate is configured; turn it on wherever the
+/// network between agencies and Sinergi is not fully trusted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM.
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key, PEM.
+    pub key_file: Option<PathBuf>,
+    /// CA certificates (PEM, several may be concatenated) that agencies' client certificates
+    /// must chain to. Set, it turns on mutual TLS: access tokens obtained over a connection
+    /// with a client certificate are bound to it (RFC 8705).
+    pub client_ca_file: Option<PathBuf>,
+    /// With `client_ca_file`: refuse connections without a client certificate. Off, clients
+    /// without one may still connect, and their tokens are unbound.
+    pub client_cert_required: bool,
+    /// How long a client may take to finish the TLS handshake, in milliseconds; a connection
+    /// that sends nothing is closed after it.
+    pub handshake_timeout_ms: u64,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() || self.key_file.is_some()
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(if self.handshake_timeout_ms == 0 {
+            10_000
+        } else {
+            self.handshake_timeout_ms
+        })
+    }
+}
+
+/// Prometheus metrics, served over plain HTTP at `/metrics` on their own port, so scraping
+/// needs neither gRPC, TLS nor a token, and the port can be kept inside the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics endpoint; unset turns it off. Port 0 picks a free port.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+/// The `grpc.health.v1` answers, which orchestrators use to route traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// How often the database is pinged, in milliseconds. While it does not answer, health
+    /// reports NOT_SERVING and calls are refused UNAVAILABLE at once instead of each waiting
+    /// for a connection; the first answer turns both back.
+    pub database_check_interval_ms: u64,
+    /// How long one ping may take before the database counts as unreachable, in milliseconds.
+    pub database_check_timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            database_check_interval_ms: 1_000,
+            database_check_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_millis(self.database_check_interval_ms.max(50))
+    }
+
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_check_timeout_ms.max(50))
     }
 }
 
@@ -170,6 +307,11 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info,sqlx=warn`; `RUST_LOG` overrides it.
     pub filter: String,
+    /// OTLP/gRPC collector that call spans are exported to, e.g. `http://otel-collector:4317`;
+    /// unset exports nothing.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
 }
 
 impl Default for Config {
@@ -185,6 +327,9 @@ impl Default for Config {
             audit: AuditConfig::default(),
             feed: FeedConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
+            metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -211,6 +356,8 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::Text,
             filter: "info,sqlx=warn".into(),
+            otlp_endpoint: None,
+            service_name: "sinergi".into(),
         }
     }
 }

@@ -43,6 +43,11 @@ impl FeedHub {
         self.head.subscribe()
     }
 
+    /// Streams following the feed now.
+    pub fn subscribers(&self) -> usize {
+        self.head.receiver_count()
+    }
+
     /// Polls the database's head every `interval` until the task is dropped.
     pub async fn follow(self: Arc<Self>, store: Arc<dyn Store>, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);

@@ -10,9 +10,12 @@ pub mod domain;
 pub mod error;
 pub mod feed;
 pub mod grpc;
+pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 /// Code generated from `proto/sinergi/v1`.
 #[allow(

@@ -335,14 +335,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.load()?;
-            telemetry::init(&config.log);
+            let _telemetry = telemetry::init(&config.log)?;
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let app = App::build(config, listener).await?;
             app.serve(shutdown_signal()).await?;
         }
         Command::Migrate(args) => {
             let config = args.load()?;
-            telemetry::init(&config.log);
+            let _telemetry = telemetry::init(&config.log)?;
             let store = store::connect(&config).await?;
             store.migrate().await?;
             tracing::info!(backend = store.backend(), "migrations applied");

@@ -1,8 +1,8 @@
 //! The one place where the tower layers around every gRPC service are stacked. Outermost first;
 //! each layer says why it is there.
 //!
-//! Where the next layers go: per-caller limits belong between tracing and the audit layer, so
-//! a shed call is still traced; everything that answers a caller sits inside the audit layer.
+//! The HTTP/2 limits (message size, streams per connection, resets, keepalive, connection
+//! age) are settings of the server itself, in `app.rs`; these layers act per call.
 
 use std::sync::Arc;
 
@@ -17,22 +17,70 @@ type MakeSpan = fn(&GrpcRequest) -> Span;
 
 use crate::audit::layer::AuditLayer;
 use crate::auth::{Authenticator, layer::AuthLayer};
+use crate::config::LimitsConfig;
+use crate::limits::{AdmitLayer, AgencyRateLimit, DatabaseState, DeadlineLayer, InFlightLimit};
+use crate::metrics::{Metrics, MetricsLayer};
 
 type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
 
-pub type Layers = Stack<AuthLayer, Stack<AuditLayer, Stack<Tracing, Identity>>>;
+pub type Layers = Stack<
+    tower::util::Either<AdmitLayer<AgencyRateLimit>, Identity>,
+    Stack<
+        AuthLayer,
+        Stack<
+            DeadlineLayer,
+            Stack<
+                AuditLayer,
+                Stack<
+                    AdmitLayer<InFlightLimit>,
+                    Stack<AdmitLayer<DatabaseState>, Stack<MetricsLayer, Stack<Tracing, Identity>>>,
+                >,
+            >,
+        >,
+    >,
+>;
 
-pub fn layers(audit: AuditLayer, authenticator: Arc<Authenticator>) -> ServiceBuilder<Layers> {
+pub struct Parts {
+    pub audit: AuditLayer,
+    pub authenticator: Arc<Authenticator>,
+    pub metrics: Arc<Metrics>,
+    pub database: DatabaseState,
+}
+
+pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
+    let rate_limit = AgencyRateLimit::new(
+        limits.agency_calls_per_second,
+        limits.agency_burst,
+        Arc::clone(&parts.metrics),
+    );
     ServiceBuilder::new()
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
         .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
+        // Metrics: outside every gate, so refused calls are counted with their status too.
+        .layer(MetricsLayer::new(Arc::clone(&parts.metrics)))
+        // Database gate: while the health check finds the database unreachable, answer
+        // UNAVAILABLE at once instead of letting every call wait out the pool's timeout.
+        .layer(AdmitLayer::new(parts.database))
+        // Load shedding: a fixed number of calls in flight per replica, one more refused at once
+        // with RESOURCE_EXHAUSTED. Outside the audit layer, because it protects the audit log's
+        // own capacity; shed calls are counted in the metrics and logged instead.
+        .layer(AdmitLayer::new(InFlightLimit::new(
+            limits.max_in_flight_calls,
+            Arc::clone(&parts.metrics),
+        )))
         // Audit: outside authentication, so refused calls are recorded too; it holds each
         // response until the call's entry is durable and answers UNAVAILABLE when it cannot be.
-        .layer(audit)
+        .layer(parts.audit)
+        // Deadline: inside the audit layer, so a call cut short is recorded as
+        // DEADLINE_EXCEEDED, and its work is really dropped rather than left running.
+        .layer(DeadlineLayer::new(limits.request_timeout()))
         // Authentication: turns the bearer token into the caller's identity before any handler
         // runs, and answers UNAUTHENTICATED itself, so no handler can forget to check.
-        .layer(AuthLayer::new(authenticator))
+        .layer(AuthLayer::new(parts.authenticator))
+        // Per-agency rate limit: needs the caller's identity, so inside authentication; inside
+        // the audit layer too, so a flood leaves its trace in the log.
+        .option_layer(rate_limit.map(AdmitLayer::new))
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a

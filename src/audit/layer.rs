@@ -8,7 +8,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::{CallAudit, writer::AuditWriter};
@@ -97,10 +97,15 @@ where
         {
             return Box::pin(self.inner.call(request));
         }
-        let peer = request
-            .extensions()
+        let extensions = request.extensions();
+        let peer = extensions
             .get::<TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
+            .or_else(|| {
+                extensions
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .map(TlsConnectInfo::get_ref)
+            })
+            .and_then(TcpConnectInfo::remote_addr)
             .map(|addr| addr.to_string())
             .unwrap_or_default();
         // Both bounded, like everything the log stores about a caller's own words.

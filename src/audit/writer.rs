@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::PendingEntry;
 use crate::feed::FeedHub;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// Entries appended by one transaction at most.
@@ -28,17 +29,23 @@ type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 #[derive(Clone)]
 pub struct AuditWriter {
     jobs: mpsc::Sender<Job>,
+    metrics: Arc<Metrics>,
 }
 
 impl AuditWriter {
     /// Starts the writer task.
-    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (jobs, mut queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let batch_metrics = Arc::clone(&metrics);
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (entries, waiters): (Vec<PendingEntry>, Vec<_>) = batch.drain(..).unzip();
                 let result = store.append_audit(&entries).await;
+                batch_metrics.record_audit_batch(entries.len(), result.is_ok());
                 if let Err(error) = &result {
                     tracing::error!(%error, entries = entries.len(), "audit entries not stored");
                 }
@@ -50,19 +57,22 @@ impl AuditWriter {
                 }
             }
         });
-        (Self { jobs }, task)
+        (Self { jobs, metrics }, task)
     }
 
     /// Appends one entry and returns once it is durable.
     pub async fn append(&self, entry: PendingEntry) -> Result<(), StoreError> {
+        let handed_over = std::time::Instant::now();
         let (done, durable) = oneshot::channel();
         self.jobs
             .send((entry, done))
             .await
             .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
-        durable
+        let stored = durable
             .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolClosed))?;
+        self.metrics.record_audit_wait(handed_over.elapsed());
+        stored
     }
 }
 

@@ -85,7 +85,11 @@ where
         let authenticator = Arc::clone(&self.authenticator);
         Box::pin(async move {
             let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-            match authenticator.authenticate(authorization).await {
+            let certificate = super::client_certificate_thumbprint(request.extensions());
+            match authenticator
+                .authenticate(authorization, certificate.as_deref())
+                .await
+            {
                 Ok(principal) => {
                     if let Some(audit) = request.extensions().get::<crate::audit::CallAudit>() {
                         audit.identify(

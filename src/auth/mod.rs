@@ -35,6 +35,7 @@ use crate::config::AuthConfig;
 use crate::domain::agency::{AgencyId, KeyAlgorithm};
 use crate::domain::region::RegionCode;
 use crate::domain::scope::Scope;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// The `typ` of Sinergi access tokens (RFC 9068), so no other JWT can pass for one.
@@ -141,6 +142,8 @@ pub struct IssuedToken {
     pub scopes: Vec<Scope>,
     pub agency: AgencyId,
     pub purpose: Option<String>,
+    /// The client certificate the token is bound to (`x5t#S256`), if any.
+    pub certificate_thumbprint: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -160,6 +163,26 @@ struct AccessClaims {
     /// The version of agencies, keys and grants the token was issued against: a replica
     /// that has not seen that version yet catches up before judging the token.
     av: i64,
+    /// RFC 8705 confirmation: the client certificate the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    certificate_thumbprint: String,
+}
+
+/// The RFC 8705 `x5t#S256` thumbprint of the client certificate on a call's TLS connection:
+/// the base64url SHA-256 of the leaf certificate's DER.
+pub fn client_certificate_thumbprint(extensions: &http::Extensions) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certificates = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    let leaf = certificates.first()?;
+    Some(URL_SAFE_NO_PAD.encode(Sha256::digest(leaf.as_ref())))
 }
 
 /// Sinergi's own signing keys: the current one signs, previous ones still verify until the
@@ -209,6 +232,7 @@ pub struct Authenticator {
     registry: Arc<AuthRegistry>,
     store: Arc<dyn Store>,
     cache: quick_cache::sync::Cache<[u8; 32], Arc<VerifiedToken>>,
+    metrics: Arc<Metrics>,
 }
 
 /// The parts of a client assertion's header that matter, after the header passed policy.
@@ -276,6 +300,7 @@ impl Authenticator {
         keys: ServiceKeys,
         registry: Arc<AuthRegistry>,
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, KeyError> {
         let verifiers = keys
             .all()
@@ -294,6 +319,7 @@ impl Authenticator {
             registry,
             store,
             cache,
+            metrics,
         })
     }
 
@@ -315,7 +341,13 @@ impl Authenticator {
     }
 
     /// Checks a client assertion and, if every check passes, signs an access token.
-    pub async fn issue_token(&self, assertion: &str) -> Result<IssuedToken, AuthError> {
+    /// Exchanges a client assertion for an access token, bound to `certificate_thumbprint`
+    /// (the connection's client certificate) when there is one.
+    pub async fn issue_token(
+        &self,
+        assertion: &str,
+        certificate_thumbprint: Option<String>,
+    ) -> Result<IssuedToken, AuthError> {
         if assertion.len() > MAX_ASSERTION_BYTES {
             return Err(AuthError::Unauthenticated("assertion too large"));
         }
@@ -425,6 +457,9 @@ impl Authenticator {
             purpose: purpose.map(str::to_owned),
             akid: header.kid,
             av: snapshot.version,
+            cnf: certificate_thumbprint.map(|thumbprint| Confirmation {
+                certificate_thumbprint: thumbprint,
+            }),
         };
         let access_token = self
             .keys
@@ -441,12 +476,25 @@ impl Authenticator {
             scopes,
             agency,
             purpose: access.purpose,
+            certificate_thumbprint: access.cnf.map(|cnf| cnf.certificate_thumbprint),
         })
     }
 
-    /// Checks the `authorization` metadata of a call.
-    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, AuthError> {
+    /// Checks the `authorization` metadata of a call made over a connection presenting the
+    /// client certificate `certificate_thumbprint` (if any).
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        certificate_thumbprint: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         let verified = self.verified_token(authorization)?;
+        if let Some(bound) = &verified.certificate_thumbprint
+            && certificate_thumbprint != Some(bound.as_str())
+        {
+            return Err(AuthError::Unauthenticated(
+                "token bound to another client certificate",
+            ));
+        }
         if self.registry.snapshot().version < verified.auth_version {
             self.registry.refresh().await?;
         }
@@ -479,7 +527,9 @@ impl Authenticator {
             .trim();
 
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let verified = match self.cache.get(&digest) {
+        let cached = self.cache.get(&digest);
+        self.metrics.record_token_lookup(cached.is_some());
+        let verified = match cached {
             Some(verified) => verified,
             None => {
                 let verified = Arc::new(self.verify_access_token(token)?);
@@ -544,6 +594,7 @@ impl Authenticator {
             token_id: claims.jti,
             expires_at: claims.exp,
             auth_version: claims.av,
+            certificate_thumbprint: claims.cnf.map(|cnf| cnf.certificate_thumbprint),
         })
     }
 }

@@ -22,6 +22,8 @@ pub struct VerifiedToken {
     pub expires_at: i64,
     /// The version of agencies, keys and grants the token was issued against.
     pub auth_version: i64,
+    /// The client certificate the token is bound to (RFC 8705), if any.
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// An authenticated agency, valid for the call it arrived with. Rights are those of grants in

@@ -26,10 +26,11 @@ impl AuthService for AuthApi {
         request: Request<proto::IssueTokenRequest>,
     ) -> Result<Response<proto::IssueTokenResponse>, Status> {
         let audit = super::call_audit(&request);
+        let certificate = crate::auth::client_certificate_thumbprint(request.extensions());
         let assertion = request.into_inner().client_assertion;
         let issued = self
             .authenticator
-            .issue_token(assertion.trim())
+            .issue_token(assertion.trim(), certificate)
             .await
             .map_err(|error| {
                 tracing::info!(%error, "token refused");
@@ -51,6 +52,7 @@ impl AuthService for AuthApi {
                 .collect(),
             agency_id: issued.agency.as_str().to_owned(),
             purpose: issued.purpose.unwrap_or_default(),
+            certificate_thumbprint: issued.certificate_thumbprint.unwrap_or_default(),
         }))
     }
 

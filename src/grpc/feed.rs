@@ -14,7 +14,10 @@ use std::{
 };
 
 use time::OffsetDateTime;
-use tokio::sync::mpsc::{self, error::SendTimeoutError};
+use tokio::sync::{
+    mpsc::{self, error::SendTimeoutError},
+    watch,
+};
 use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -133,7 +136,6 @@ impl Selection {
 /// One stream's producer.
 struct Subscriber {
     store: Arc<dyn Store>,
-    hub: Arc<FeedHub>,
     registry: Arc<AuthRegistry>,
     principal: Principal,
     selection: Selection,
@@ -181,8 +183,8 @@ impl Subscriber {
         .await
     }
 
-    async fn run(mut self) {
-        let mut heads = self.hub.subscribe();
+    /// Streams events as `heads` (this stream's subscription to the feed's head) moves.
+    async fn run(mut self, mut heads: watch::Receiver<u64>) {
         let mut last_sent = Instant::now();
         loop {
             let rights = match Rights::judge(&self.principal, &self.registry) {
@@ -318,7 +320,6 @@ impl FeedService for FeedApi {
         let ending = Arc::new(Mutex::new(None));
         let subscriber = Subscriber {
             store: Arc::clone(&self.store),
-            hub: Arc::clone(&self.hub),
             registry: Arc::clone(&self.registry),
             principal,
             selection: Selection { types, region },
@@ -331,7 +332,9 @@ impl FeedService for FeedApi {
         Ok(Response::new(Subscription {
             queue: receiver,
             ending,
-            producer: tokio::spawn(subscriber.run()),
+            // Subscribed here rather than in the task, so the stream counts as a subscriber
+            // from the moment it is answered.
+            producer: tokio::spawn(subscriber.run(self.hub.subscribe())),
         }))
     }
 }

@@ -287,6 +287,16 @@ macro_rules! sql_store_common {
                 sqlx::query("SELECT 1").execute(self.reader()).await?;
                 Ok(())
             }
+
+            fn pool_usage(&self) -> Vec<$crate::metrics::PoolUsage> {
+                if std::ptr::eq(self.writer(), self.reader()) {
+                    return vec![$crate::store::pool_usage("shared", self.writer())];
+                }
+                vec![
+                    $crate::store::pool_usage("writer", self.writer()),
+                    $crate::store::pool_usage("reader", self.reader()),
+                ]
+            }
         }
 
         #[async_trait::async_trait]

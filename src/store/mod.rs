@@ -185,6 +185,21 @@ pub trait Store:
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How busy the connection pools are now, for the metrics.
+    fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage>;
+}
+
+pub fn pool_usage<DB: sqlx::Database>(
+    name: &'static str,
+    pool: &sqlx::Pool<DB>,
+) -> crate::metrics::PoolUsage {
+    crate::metrics::PoolUsage {
+        pool: name,
+        open: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
+    }
 }
 
 /// The employer registry.

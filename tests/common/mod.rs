@@ -2,6 +2,8 @@
 //! PostgreSQL database (dropped when the test ends), and hands out connected clients.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod pki;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sinergi::{
@@ -14,7 +16,10 @@ use sinergi::{
     store::{self, postgres::ScratchDatabase},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Channel, ClientTlsConfig},
+};
 
 pub use proto::{
     agency_admin_service_client::AgencyAdminServiceClient, auth_service_client::AuthServiceClient,
@@ -55,6 +60,8 @@ pub struct TestApp {
     config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// Where the server's Prometheus endpoint listens.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     // Held for their Drop: the SQLite directory and the PostgreSQL database (a replica shares
     // those of the app it was started beside and holds neither).
     _data_dir: Option<tempfile::TempDir>,
@@ -194,6 +201,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Spawns a server after letting the test adjust the configuration.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_over(backend, adjust, None).await
+}
+
+/// Spawns a server whose configuration turns TLS on; the test's own clients connect with
+/// `client_tls`.
+pub async fn spawn_app_over(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Config),
+    client_tls: Option<ClientTlsConfig>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let database = match backend {
         Backend::Sqlite => None,
@@ -205,6 +222,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         ..Config::default()
     };
     config.database.max_connections = 8;
+    config.metrics.listen = Some("127.0.0.1:0".parse().expect("address"));
     adjust(&mut config);
 
     // The first administrator, as `sinergi admin bootstrap` creates it on a new deployment.
@@ -223,7 +241,13 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         .expect("bootstrap admin");
     }
 
-    let (addr, channel, shutdown, server) = start_server(config.clone()).await;
+    let Started {
+        addr,
+        metrics_addr,
+        channel,
+        shutdown,
+        server,
+    } = start_server(config.clone(), client_tls).await;
     let admin_token = issue_token(channel.clone(), admin_id, &admin_key, "sinergi", None, None)
         .await
         .expect("admin token")
@@ -242,6 +266,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         config,
         shutdown: Some(shutdown),
         server: Some(server),
+        metrics_addr,
         _data_dir: Some(data_dir),
         _database: database,
     };
@@ -254,19 +279,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     app
 }
 
-/// Builds and starts a server; the returned channel is connected to it.
-async fn start_server(
-    config: Config,
-) -> (
-    std::net::SocketAddr,
-    Channel,
-    oneshot::Sender<()>,
-    JoinHandle<()>,
-) {
+/// Builds and starts a server; the returned channel is connected to it, over TLS when
+/// `client_tls` is given.
+async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> Started {
     // Bound before the server is built, so clients can connect as soon as this returns.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app = App::build(config, listener).await.expect("build app");
     let addr = app.addr();
+    let metrics_addr = app.metrics_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.serve(async {
@@ -275,12 +295,44 @@ async fn start_server(
         .await
         .expect("server failed");
     });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    (addr, channel, shutdown, server)
+    let channel = connect(addr, client_tls).await.expect("connect");
+    Started {
+        addr,
+        metrics_addr,
+        channel,
+        shutdown,
+        server,
+    }
+}
+
+struct Started {
+    addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
+    channel: Channel,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+/// A new connection to the server at `addr`, over TLS when `client_tls` is given.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    client_tls: Option<ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    match client_tls {
+        None => {
+            Channel::from_shared(format!("http://{addr}"))
+                .expect("endpoint")
+                .connect()
+                .await
+        }
+        Some(tls) => {
+            Channel::from_shared(format!("https://{addr}"))
+                .expect("endpoint")
+                .tls_config(tls)?
+                .connect()
+                .await
+        }
+    }
 }
 
 /// A second server on the same database and signing key as `app`: another replica.
@@ -292,7 +344,13 @@ pub async fn spawn_replica(app: &TestApp) -> TestApp {
 pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = app.config.clone();
     adjust(&mut config);
-    let (addr, channel, shutdown, server) = start_server(config.clone()).await;
+    let Started {
+        addr,
+        metrics_addr,
+        channel,
+        shutdown,
+        server,
+    } = start_server(config.clone(), None).await;
     TestApp {
         addr,
         channel,
@@ -301,6 +359,7 @@ pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config))
         config,
         shutdown: Some(shutdown),
         server: Some(server),
+        metrics_addr,
         _data_dir: None,
         _database: None,
     }

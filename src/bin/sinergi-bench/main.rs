@@ -277,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
             Some(ScratchDatabase::create(&args.postgres_url, "sinergi_bench").await?)
         }
     };
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: data_dir.path().to_owned(),
         database_url: scratch.as_ref().map(|db| db.url().to_owned()),
@@ -288,6 +288,10 @@ async fn main() -> anyhow::Result<()> {
         },
         ..Config::default()
     };
+    config.metrics.listen = Some("127.0.0.1:0".parse()?);
+    // The bench drives everything as one agency on purpose; the per-agency limit would
+    // measure itself.
+    config.limits.agency_calls_per_second = 0;
     let outcome = run(&args, config).await;
     if let Some(scratch) = scratch {
         scratch.drop().await?;
@@ -315,7 +319,10 @@ async fn audit_append(
     concurrency: usize,
     duration: Duration,
 ) -> (u64, Duration) {
-    let (writer, task) = AuditWriter::start(Arc::clone(&store));
+    let (writer, task) = AuditWriter::start(
+        Arc::clone(&store),
+        Arc::new(sinergi::metrics::Metrics::new()),
+    );
     let started = Instant::now();
     let deadline = started + duration;
     let callers: Vec<_> = (0..concurrency as u64)
@@ -397,13 +404,19 @@ async fn cached_verification(
     token: &str,
 ) -> anyhow::Result<Duration> {
     let header = format!("Bearer {token}");
-    authenticator.authenticate(Some(header.as_bytes())).await?;
+    authenticator
+        .authenticate(Some(header.as_bytes()), None)
+        .await?;
     const BATCH: u32 = 1_000;
     let mut batches = Vec::with_capacity(200);
     for _ in 0..200 {
         let started = Instant::now();
         for _ in 0..BATCH {
-            std::hint::black_box(authenticator.authenticate(Some(header.as_bytes())).await?);
+            std::hint::black_box(
+                authenticator
+                    .authenticate(Some(header.as_bytes()), None)
+                    .await?,
+            );
         }
         batches.push(started.elapsed() / BATCH);
     }

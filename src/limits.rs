@@ -1,0 +1,350 @@
+//! Tower layers that keep the server responsive under overload, abuse and database outages.
+//! Each refuses a call with a clear status rather than letting work queue up: a queue that
+//! grows under overload only turns a slow service into a dead one.
+//!
+//! They are stacked in [`crate::middleware`]; the three gates share [`AdmitLayer`], which
+//! decides before the call reaches the inner service and holds what it hands out (a permit)
+//! until the call has been answered.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::auth::principal::Principal;
+use crate::metrics::Metrics;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Response = http::Response<tonic::body::Body>;
+
+/// A decision about a call, taken before it reaches the service.
+pub trait Admission: Clone + Send + Sync + 'static {
+    /// Held for as long as the admitted call runs.
+    type Ticket: Send + 'static;
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<Self::Ticket, Status>;
+}
+
+#[derive(Clone)]
+pub struct AdmitLayer<A>(A);
+
+impl<A> AdmitLayer<A> {
+    pub fn new(admission: A) -> Self {
+        Self(admission)
+    }
+}
+
+impl<S, A: Clone> Layer<S> for AdmitLayer<A> {
+    type Service = Admit<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admit {
+            inner,
+            admission: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Admit<S, A> {
+    inner: S,
+    admission: A,
+}
+
+impl<S, A, B> Service<http::Request<B>> for Admit<S, A>
+where
+    S: Service<http::Request<B>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    A: Admission,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match self.admission.admit(&request) {
+            Ok(ticket) => {
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await;
+                    drop(ticket);
+                    response
+                })
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+/// Calls this replica serves at once. One more is shed with RESOURCE_EXHAUSTED: a client
+/// retrying with backoff does better than one waiting in a queue behind thousands of others.
+#[derive(Clone)]
+pub struct InFlightLimit {
+    permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+impl InFlightLimit {
+    pub fn new(max_in_flight: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            metrics,
+        }
+    }
+}
+
+impl Admission for InFlightLimit {
+    type Ticket = OwnedSemaphorePermit;
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<Self::Ticket, Status> {
+        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            tracing::warn!(
+                method = request.uri().path(),
+                "call shed: at the in-flight limit"
+            );
+            self.metrics.record_shed();
+            Status::resource_exhausted("the server is at capacity; retry with backoff")
+        })
+    }
+}
+
+/// A token bucket per agency: `per_second` calls on average, `burst` at once. Agencies are a
+/// registered, bounded set, and only authenticated callers get a bucket, so the map cannot be
+/// grown by strangers.
+#[derive(Clone)]
+pub struct AgencyRateLimit {
+    per_second: f64,
+    burst: f64,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    metrics: Arc<Metrics>,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl AgencyRateLimit {
+    /// `None` when the limit is turned off (a zero rate or burst).
+    pub fn new(per_second: u32, burst: u32, metrics: Arc<Metrics>) -> Option<Self> {
+        (per_second > 0 && burst > 0).then(|| Self {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst),
+            buckets: Arc::default(),
+            metrics,
+        })
+    }
+
+    fn take(&self, agency: &str, now: Instant) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = buckets.entry(agency.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            refilled: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Admission for AgencyRateLimit {
+    type Ticket = ();
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<(), Status> {
+        // Calls without a caller (token exchange, health) are bounded by the in-flight limit.
+        let Some(principal) = request.extensions().get::<Principal>() else {
+            return Ok(());
+        };
+        let agency = principal.agency_id().as_str();
+        if self.take(agency, Instant::now()) {
+            return Ok(());
+        }
+        self.metrics.record_rate_limited(agency);
+        Err(Status::resource_exhausted(format!(
+            "agency {agency} is over its rate of {} calls per second; retry with backoff",
+            self.per_second
+        )))
+    }
+}
+
+/// Whether the database answered its last ping, shared between the health checker (which
+/// sets it) and the gate (which reads it).
+#[derive(Clone, Default)]
+pub struct DatabaseState(Arc<AtomicBool>);
+
+impl DatabaseState {
+    pub fn up() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records the latest ping; true when this changed the state.
+    pub fn set(&self, up: bool) -> bool {
+        self.0.swap(up, Ordering::AcqRel) != up
+    }
+}
+
+/// Refuses calls at once with UNAVAILABLE while the database is unreachable, instead of
+/// letting each wait out the connection timeout: clients learn to back off in microseconds,
+/// and the pool is not hammered by connection attempts. Health and reflection still answer.
+impl Admission for DatabaseState {
+    type Ticket = ();
+
+    fn admit<B>(&self, request: &http::Request<B>) -> Result<(), Status> {
+        if self.is_up() || request.uri().path().starts_with("/grpc.") {
+            return Ok(());
+        }
+        Err(Status::unavailable(
+            "the database is unreachable; retry with backoff",
+        ))
+    }
+}
+
+/// Bounds how long a call may run before it is answered DEADLINE_EXCEEDED and its work is
+/// dropped (an open transaction rolls back). The client's own `grpc-timeout`, when shorter,
+/// wins. Client-streaming calls are bounded by their items instead: a monthly batch may
+/// rightly take minutes.
+#[derive(Clone)]
+pub struct DeadlineLayer {
+    limit: Duration,
+}
+
+/// Methods whose request is a stream, exempt from the deadline.
+const STREAMED_REQUESTS: [&str; 1] = ["/sinergi.v1.ComplianceService/BulkSubmitReports"];
+
+impl DeadlineLayer {
+    pub fn new(limit: Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S, B> Service<http::Request<B>> for Deadline<S>
+where
+    S: Service<http::Request<B>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if STREAMED_REQUESTS.contains(&request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
+        let limit = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map_or(self.limit, |asked| asked.min(self.limit));
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, call).await {
+                Ok(response) => response,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "the call did not finish within {} ms",
+                    limit.as_millis()
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// The gRPC `grpc-timeout` value: at most 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if !value.is_ascii() {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_by_unit() {
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("150m"), Some(Duration::from_millis(150)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("S"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
+    }
+
+    #[test]
+    fn buckets_refill_at_the_configured_rate_and_are_per_agency() {
+        let limit = AgencyRateLimit::new(10, 3, Arc::new(Metrics::new())).expect("enabled");
+        let start = Instant::now();
+        assert!((0..3).all(|_| limit.take("a", start)));
+        assert!(!limit.take("a", start), "burst spent");
+        assert!(limit.take("b", start), "another agency has its own bucket");
+        assert!(!limit.take("a", start + Duration::from_millis(50)));
+        assert!(limit.take("a", start + Duration::from_millis(110)));
+        assert!(AgencyRateLimit::new(0, 10, Arc::new(Metrics::new())).is_none());
+    }
+}
