@@ -107,7 +107,17 @@ impl App {
             None => None,
         };
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, backend = store.backend(), tls = config.tls.enabled(), "sinergi ready");
+        let metrics_addr = match &metrics_listener {
+            Some(listener) => listener.local_addr()?.to_string(),
+            None => "off".into(),
+        };
+        tracing::info!(
+            %addr,
+            metrics = %metrics_addr,
+            backend = store.backend(),
+            tls = config.tls.enabled(),
+            "sinergi ready"
+        );
         Ok(Self {
             config,
             listener,

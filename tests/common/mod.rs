@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod pki;
+pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,25 +119,7 @@ impl TestApp {
     /// Creates an agency of `kind` with an Ed25519 key and the given grants (scope, regions),
     /// and obtains a token for it.
     pub async fn agency(&self, kind: proto::AgencyKind, grants: &[(&str, &[&str])]) -> TestAgency {
-        let id = format!("agency-{}", unique_number());
-        let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa).expect("key");
-        let agency = proto::Agency {
-            id: id.clone(),
-            kind: kind.into(),
-            display_name: format!("Test agency {id}"),
-            ..Default::default()
-        };
-        let kid = onboard_agency(&mut self.admin_client(), agency, &key, grants)
-            .await
-            .expect("onboard agency");
-        let mut agency = TestAgency {
-            id,
-            key,
-            kid,
-            token: String::new(),
-        };
-        agency.token = self.token(&agency, None).await.expect("token");
-        agency
+        create_agency(&self.channel, &self.admin.token, kind, grants).await
     }
 
     /// Stops the server the way a signal would and waits until it has finished.
@@ -155,6 +138,41 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+    }
+}
+
+/// Creates an agency of `kind` through the server `channel` leads to, as the administrator
+/// holding `admin_token`, and obtains a token for it.
+pub async fn create_agency(
+    channel: &Channel,
+    admin_token: &str,
+    kind: proto::AgencyKind,
+    grants: &[(&str, &[&str])],
+) -> TestAgency {
+    let id = format!("agency-{}", unique_number());
+    let (key, _) = SigningKey::generate(KeyAlgorithm::EdDsa).expect("key");
+    let agency = proto::Agency {
+        id: id.clone(),
+        kind: kind.into(),
+        display_name: format!("Test agency {id}"),
+        ..Default::default()
+    };
+    let mut admin = AgencyAdminServiceClient::new(InterceptedService::new(
+        channel.clone(),
+        BearerToken::new(admin_token).expect("ASCII token"),
+    ));
+    let kid = onboard_agency(&mut admin, agency, &key, grants)
+        .await
+        .expect("onboard agency");
+    let token = issue_token(channel.clone(), &id, &key, "sinergi", None, None)
+        .await
+        .expect("token")
+        .access_token;
+    TestAgency {
+        id,
+        key,
+        kid,
+        token,
     }
 }
 
