@@ -179,7 +179,7 @@ async fn sigterm_under_load_lets_calls_in_flight_finish() {
     for caller in load {
         caller.await.expect("caller");
     }
-    let answers = answers.lock().expect("answers");
+    let answers = std::mem::take(&mut *answers.lock().expect("answers"));
     let refused = answers.iter().filter(|answer| answer.is_err()).count();
     assert!(refused > 0, "calls after the shutdown were refused");
     for answer in answers.iter() {
