@@ -61,6 +61,7 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
+    probe_listener: Option<TcpListener>,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
     metrics: Arc<Metrics>,
@@ -106,14 +107,21 @@ impl App {
             Some(address) => Some(TcpListener::bind(address).await?),
             None => None,
         };
+        let probe_listener = match config.health.probe_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         let addr = listener.local_addr()?;
-        let metrics_addr = match &metrics_listener {
-            Some(listener) => listener.local_addr()?.to_string(),
+        let address_of = |listener: &Option<TcpListener>| match listener {
+            Some(listener) => listener
+                .local_addr()
+                .map_or_else(|error| error.to_string(), |addr| addr.to_string()),
             None => "off".into(),
         };
         tracing::info!(
             %addr,
-            metrics = %metrics_addr,
+            metrics = %address_of(&metrics_listener),
+            probe = %address_of(&probe_listener),
             backend = store.backend(),
             tls = config.tls.enabled(),
             "sinergi ready"
@@ -123,6 +131,7 @@ impl App {
             listener,
             addr,
             metrics_listener,
+            probe_listener,
             store,
             authenticator,
             metrics,
@@ -137,6 +146,13 @@ impl App {
     /// The address the server answers on (the real port when the configuration asked for 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the plaintext health port, if it is on.
+    pub fn probe_addr(&self) -> Option<SocketAddr> {
+        self.probe_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The address of the Prometheus endpoint, if it is on.
@@ -196,6 +212,19 @@ impl App {
                 metrics.render(feed.subscribers(), database.is_up(), &store.pool_usage())
             });
             AbortOnDrop(tokio::spawn(metrics::serve(listener, render)))
+        });
+
+        let _probe_endpoint = self.probe_listener.map(|listener| {
+            let health_service = health_service.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                let served = Server::builder()
+                    .add_service(health_service)
+                    .serve_with_incoming(TcpIncoming::from(listener))
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the health probe port failed");
+                }
+            }))
         });
 
         // Both reflection versions: grpcurl 1.8 and other older clients only speak v1alpha.

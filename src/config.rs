@@ -208,6 +208,10 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
+    /// A second, plaintext port answering only `grpc.health.v1` (no data, no token): for
+    /// orchestrator probes, which cannot speak TLS, and which should not queue behind the
+    /// limits that apply to agencies' calls. Unset: health answers on the main port only.
+    pub probe_listen: Option<SocketAddr>,
     /// How often the database is pinged, in milliseconds. While it does not answer, health
     /// reports NOT_SERVING and calls are refused UNAVAILABLE at once instead of each waiting
     /// for a connection; the first answer turns both back.
@@ -219,6 +223,7 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
+            probe_listen: None,
             database_check_interval_ms: 1_000,
             database_check_timeout_ms: 2_000,
         }

@@ -135,6 +135,7 @@ async fn a_silent_tls_client_is_disconnected() {
             config.tls.cert_file = Some(cert);
             config.tls.key_file = Some(key);
             config.tls.handshake_timeout_ms = 300;
+            config.health.probe_listen = Some("127.0.0.1:0".parse().expect("address"));
         },
         Some(pki.client_tls(None)),
     )
@@ -159,6 +160,31 @@ async fn a_silent_tls_client_is_disconnected() {
             .is_ok(),
     };
     assert!(!plain, "plaintext is not spoken on a TLS port");
+
+    // Probes, which cannot speak TLS, ask the plaintext health port; it answers health only.
+    let probe = common::connect(app.probe_addr.expect("probe port"), None)
+        .await
+        .expect("plaintext probe port");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(probe.clone());
+    for service in ["", sinergi::app::LIVENESS, "sinergi.v1.EmployerService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status();
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
+    }
+    let data = proto::auth_service_client::AuthServiceClient::new(probe)
+        .get_jwks(proto::GetJwksRequest {})
+        .await
+        .expect_err("no data on the probe port");
+    assert_eq!(data.code(), Code::Unimplemented);
 }
 
 /// With mutual TLS, a token obtained over a connection with a client certificate works only

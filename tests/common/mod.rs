@@ -63,6 +63,8 @@ pub struct TestApp {
     server: Option<JoinHandle<()>>,
     /// Where the server's Prometheus endpoint listens.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where the server's plaintext health port listens, if configured.
+    pub probe_addr: Option<std::net::SocketAddr>,
     // Held for their Drop: the SQLite directory and the PostgreSQL database (a replica shares
     // those of the app it was started beside and holds neither).
     _data_dir: Option<tempfile::TempDir>,
@@ -262,6 +264,7 @@ pub async fn spawn_app_over(
     let Started {
         addr,
         metrics_addr,
+        probe_addr,
         channel,
         shutdown,
         server,
@@ -285,6 +288,7 @@ pub async fn spawn_app_over(
         shutdown: Some(shutdown),
         server: Some(server),
         metrics_addr,
+        probe_addr,
         _data_dir: Some(data_dir),
         _database: database,
     };
@@ -305,6 +309,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
     let app = App::build(config, listener).await.expect("build app");
     let addr = app.addr();
     let metrics_addr = app.metrics_addr();
+    let probe_addr = app.probe_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.serve(async {
@@ -317,6 +322,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
     Started {
         addr,
         metrics_addr,
+        probe_addr,
         channel,
         shutdown,
         server,
@@ -326,6 +332,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
 struct Started {
     addr: std::net::SocketAddr,
     metrics_addr: Option<std::net::SocketAddr>,
+    probe_addr: Option<std::net::SocketAddr>,
     channel: Channel,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
@@ -365,6 +372,7 @@ pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config))
     let Started {
         addr,
         metrics_addr,
+        probe_addr,
         channel,
         shutdown,
         server,
@@ -378,6 +386,7 @@ pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config))
         shutdown: Some(shutdown),
         server: Some(server),
         metrics_addr,
+        probe_addr,
         _data_dir: None,
         _database: None,
     }

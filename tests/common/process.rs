@@ -105,6 +105,8 @@ pub struct ServerProcess {
     child: Child,
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
+    /// The plaintext health port, when the process was started with one.
+    pub probe_addr: Option<SocketAddr>,
     pub channel: Channel,
 }
 
@@ -156,11 +158,15 @@ impl ServerProcess {
         };
         let addr = address("addr");
         let metrics_addr = address("metrics");
+        let probe_addr = ready["fields"]["probe"]
+            .as_str()
+            .and_then(|text| text.parse().ok());
         let channel = super::connect(addr, None).await.expect("connect");
         Self {
             child,
             addr,
             metrics_addr,
+            probe_addr,
             channel,
         }
     }
