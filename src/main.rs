@@ -33,6 +33,9 @@ enum Command {
     Serve(ConfigArgs),
     /// Apply pending database migrations, then exit.
     Migrate(ConfigArgs),
+    /// Check the configuration (file, environment, flags) and print the settings in effect,
+    /// secrets masked; exits non-zero on an unknown key or a bad value.
+    Config(ConfigArgs),
     /// Write a new private key (PKCS#8 PEM) and print its public JWK, for RegisterKey.
     Keygen {
         /// File to write the private key to; it must not exist yet.
@@ -320,6 +323,20 @@ impl ConfigArgs {
     }
 }
 
+/// A database URL with its password replaced, fit to print.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
@@ -339,6 +356,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let app = App::build(config, listener).await?;
             app.serve(shutdown_signal()).await?;
+        }
+        Command::Config(args) => {
+            let mut config = args.load()?;
+            if config.auth.signing_key_pem.is_some() {
+                config.auth.signing_key_pem = Some("(set)".into());
+            }
+            config.database_url = config.database_url.as_deref().map(mask_password);
+            println!("{}", serde_json::to_string_pretty(&config)?);
         }
         Command::Migrate(args) => {
             let config = args.load()?;
