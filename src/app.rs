@@ -103,9 +103,10 @@ impl App {
             Arc::clone(&store),
             Arc::clone(&metrics),
         )?);
-        let metrics_listener = match config.metrics.listen {
-            Some(address) => Some(TcpListener::bind(address).await?),
-            None => None,
+        let metrics_listener = if config.metrics.enabled {
+            Some(TcpListener::bind(config.metrics.listen).await?)
+        } else {
+            None
         };
         let probe_listener = match config.health.probe_listen {
             Some(address) => Some(TcpListener::bind(address).await?),

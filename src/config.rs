@@ -154,7 +154,7 @@ impl LimitsConfig {
 
 /// TLS on the gRPC port. Off unless a certificate is configured; turn it on wherever the
 /// network between agencies and Sinergi is not fully trusted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// The server's certificate chain, PEM.
@@ -173,17 +173,25 @@ pub struct TlsConfig {
     pub handshake_timeout_ms: u64,
 }
 
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            client_cert_required: false,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
 impl TlsConfig {
     pub fn enabled(&self) -> bool {
         self.cert_file.is_some() || self.key_file.is_some()
     }
 
     pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_millis(if self.handshake_timeout_ms == 0 {
-            10_000
-        } else {
-            self.handshake_timeout_ms
-        })
+        Duration::from_millis(self.handshake_timeout_ms.max(1))
     }
 }
 
@@ -192,14 +200,16 @@ impl TlsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Address of the metrics endpoint; unset turns it off. Port 0 picks a free port.
-    pub listen: Option<SocketAddr>,
+    pub enabled: bool,
+    /// Address of the metrics endpoint. Port 0 picks a free port.
+    pub listen: SocketAddr,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

@@ -242,7 +242,7 @@ pub async fn spawn_app_over(
         ..Config::default()
     };
     config.database.max_connections = 8;
-    config.metrics.listen = Some("127.0.0.1:0".parse().expect("address"));
+    config.metrics.listen = "127.0.0.1:0".parse().expect("address");
     adjust(&mut config);
 
     // The first administrator, as `sinergi admin bootstrap` creates it on a new deployment.

@@ -288,7 +288,7 @@ async fn main() -> anyhow::Result<()> {
         },
         ..Config::default()
     };
-    config.metrics.listen = Some("127.0.0.1:0".parse()?);
+    config.metrics.listen = "127.0.0.1:0".parse()?;
     // The bench drives everything as one agency on purpose; the per-agency limit would
     // measure itself.
     config.limits.agency_calls_per_second = 0;
