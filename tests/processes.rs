@@ -468,3 +468,108 @@ async fn two_replicas_on_one_database() {
         second.peak_memory_kib(),
     );
 }
+
+/// A stand-in OTLP collector that keeps the (service name, span name, method) of every span
+/// it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<(String, String, String)>>>,
+}
+
+fn string_attribute(
+    attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.as_ref())
+        .map(|value| match value {
+            Value::StringValue(text) => text.clone(),
+            other => format!("{other:?}"),
+        })
+        .unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut spans = self.spans.lock().expect("spans");
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .as_ref()
+                .map(|resource| string_attribute(&resource.attributes, "service.name"))
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    let method = string_attribute(&span.attributes, "method");
+                    spans.push((service.clone(), span.name, method));
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// With an OTLP endpoint configured, every call's span reaches the collector, at the latest
+/// when the process stops.
+#[tokio::test]
+async fn call_spans_are_exported_over_otlp() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind collector");
+    let collector_addr = listener.local_addr().expect("address");
+    let service = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+        collector.clone(),
+    );
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+
+    let mut deployment = Deployment::prepare(None).await;
+    let endpoint = format!("http://{collector_addr}");
+    let mut server = deployment
+        .start(&[
+            ("SINERGI_LOG__OTLP_ENDPOINT", endpoint.as_str()),
+            ("SINERGI_LOG__SERVICE_NAME", "sinergi-otlp-test"),
+        ])
+        .await;
+    proto::auth_service_client::AuthServiceClient::new(server.channel.clone())
+        .get_jwks(proto::GetJwksRequest {})
+        .await
+        .expect("a call to trace");
+    server.terminate();
+    assert!(server.exit_within(Duration::from_secs(30)).await.success());
+
+    let spans = collector.spans.lock().expect("spans");
+    for method in [
+        "/sinergi.v1.AuthService/IssueToken",
+        "/sinergi.v1.AuthService/GetJwks",
+    ] {
+        assert!(
+            spans
+                .iter()
+                .any(|(service, name, traced)| service == "sinergi-otlp-test"
+                    && name == "rpc"
+                    && traced == method),
+            "no span for {method} among {spans:?}"
+        );
+    }
+}
