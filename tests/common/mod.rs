@@ -261,37 +261,27 @@ pub async fn spawn_app_over(
         .expect("bootstrap admin");
     }
 
-    let Started {
-        addr,
-        metrics_addr,
-        probe_addr,
-        channel,
-        shutdown,
-        server,
-    } = start_server(config.clone(), client_tls).await;
-    let admin_token = issue_token(channel.clone(), admin_id, &admin_key, "sinergi", None, None)
-        .await
-        .expect("admin token")
-        .access_token;
+    let started = start_server(config.clone(), client_tls).await;
+    let admin_token = issue_token(
+        started.channel.clone(),
+        admin_id,
+        &admin_key,
+        "sinergi",
+        None,
+        None,
+    )
+    .await
+    .expect("admin token")
+    .access_token;
     let admin = TestAgency {
         id: admin_id.into(),
         kid: admin_key.kid(),
         key: admin_key,
         token: admin_token,
     };
-    let mut app = TestApp {
-        addr,
-        channel,
-        registry: admin.clone(),
-        admin,
-        config,
-        shutdown: Some(shutdown),
-        server: Some(server),
-        metrics_addr,
-        probe_addr,
-        _data_dir: Some(data_dir),
-        _database: database,
-    };
+    let mut app = started.into_app(config, admin.clone(), admin);
+    app._data_dir = Some(data_dir);
+    app._database = database;
     app.registry = app
         .agency(
             proto::AgencyKind::Disnaker,
@@ -338,6 +328,26 @@ struct Started {
     server: JoinHandle<()>,
 }
 
+impl Started {
+    /// The running server as a test's handle on it, holding neither data directory nor
+    /// database (the caller hands those over when the app owns them).
+    fn into_app(self, config: Config, admin: TestAgency, registry: TestAgency) -> TestApp {
+        TestApp {
+            addr: self.addr,
+            channel: self.channel,
+            admin,
+            registry,
+            config,
+            shutdown: Some(self.shutdown),
+            server: Some(self.server),
+            metrics_addr: self.metrics_addr,
+            probe_addr: self.probe_addr,
+            _data_dir: None,
+            _database: None,
+        }
+    }
+}
+
 /// A new connection to the server at `addr`, over TLS when `client_tls` is given.
 pub async fn connect(
     addr: std::net::SocketAddr,
@@ -369,27 +379,11 @@ pub async fn spawn_replica(app: &TestApp) -> TestApp {
 pub async fn spawn_replica_with(app: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = app.config.clone();
     adjust(&mut config);
-    let Started {
-        addr,
-        metrics_addr,
-        probe_addr,
-        channel,
-        shutdown,
-        server,
-    } = start_server(config.clone(), None).await;
-    TestApp {
-        addr,
-        channel,
-        admin: app.admin.clone(),
-        registry: app.registry.clone(),
+    start_server(config.clone(), None).await.into_app(
         config,
-        shutdown: Some(shutdown),
-        server: Some(server),
-        metrics_addr,
-        probe_addr,
-        _data_dir: None,
-        _database: None,
-    }
+        app.admin.clone(),
+        app.registry.clone(),
+    )
 }
 
 /// Runs each named `async fn(TestApp)` as two tests: one on SQLite, one on PostgreSQL.
