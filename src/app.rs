@@ -62,6 +62,7 @@ pub struct App {
     addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
     probe_listener: Option<TcpListener>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
     metrics: Arc<Metrics>,
@@ -103,6 +104,8 @@ impl App {
             Arc::clone(&store),
             Arc::clone(&metrics),
         )?);
+        // Certificates are read now, so a bad file stops the start instead of the first call.
+        let tls = tls::server_config(&config.tls)?;
         let metrics_listener = if config.metrics.enabled {
             Some(TcpListener::bind(config.metrics.listen).await?)
         } else {
@@ -133,6 +136,7 @@ impl App {
             addr,
             metrics_listener,
             probe_listener,
+            tls,
             store,
             authenticator,
             metrics,
@@ -250,7 +254,7 @@ impl App {
             )))
             .max_connection_age(Duration::from_secs(limits.max_connection_age_secs.max(1)))
             .max_connection_age_grace(Duration::from_secs(limits.max_connection_age_grace_secs));
-        if let Some(tls) = tls::server_config(&self.config.tls)? {
+        if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
         let server = builder

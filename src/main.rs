@@ -854,3 +854,21 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn printed_database_urls_hide_their_password() {
+        assert_eq!(
+            mask_password("postgres://sinergi:s3cr%40t@db.example:5432/sinergi?sslmode=require"),
+            "postgres://sinergi:***@db.example:5432/sinergi?sslmode=require"
+        );
+        assert_eq!(
+            mask_password("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(mask_password("sqlite://data/s.db"), "sqlite://data/s.db");
+    }
+}

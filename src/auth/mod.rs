@@ -340,9 +340,8 @@ impl Authenticator {
         self.keys.current.ed25519()
     }
 
-    /// Checks a client assertion and, if every check passes, signs an access token.
-    /// Exchanges a client assertion for an access token, bound to `certificate_thumbprint`
-    /// (the connection's client certificate) when there is one.
+    /// Checks a client assertion and, if every check passes, signs an access token, bound to
+    /// `certificate_thumbprint` (the connection's client certificate) when there is one.
     pub async fn issue_token(
         &self,
         assertion: &str,
