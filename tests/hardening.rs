@@ -476,3 +476,87 @@ async fn metrics_describe_the_traffic() {
     assert!(!text.contains("Nothing/Here"));
     assert!(text.contains("method=\"unknown\""));
 }
+
+/// A call that outlives the request deadline is answered DEADLINE_EXCEEDED, its transaction is
+/// rolled back, and the audit log records it with that outcome.
+#[tokio::test]
+async fn a_call_over_its_deadline_is_cut_short_and_recorded() {
+    use sqlx::Connection;
+
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.limits.request_timeout_ms = 300;
+        config.database.acquire_timeout_ms = 20_000;
+    })
+    .await;
+    let auditor = app
+        .agency(proto::AgencyKind::Admin, &[("audit.read", &[])])
+        .await;
+
+    // Another process holds SQLite's write lock, so the write cannot get on.
+    let path = app.config().data_dir.join("sinergi.db");
+    let mut blocker = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("take the write lock");
+    let draft = common::employer("PT Terlambat");
+    let npwp = draft.npwp.clone();
+    let mut client = app.employers();
+    let call = tokio::spawn(async move {
+        client
+            .upsert_employer(proto::UpsertEmployerRequest {
+                employer: Some(draft),
+                request_id: "late-call".into(),
+                ..Default::default()
+            })
+            .await
+    });
+    // The deadline passes while the lock is held; the call's audit entry needs the lock too, so
+    // the answer comes once it is released.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release the write lock");
+    let late = call.await.expect("task").expect_err("over its deadline");
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late:?}");
+
+    let lookup = app
+        .employers()
+        .get_employer(proto::GetEmployerRequest {
+            key: Some(proto::get_employer_request::Key::Npwp(npwp)),
+        })
+        .await
+        .expect_err("the cut-short write changed nothing");
+    assert_eq!(lookup.code(), Code::NotFound);
+
+    let mut audit =
+        proto::audit_service_client::AuditServiceClient::new(app.authed(&auditor.token));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = audit
+            .list_events(proto::ListEventsRequest {
+                method: "/sinergi.v1.EmployerService/UpsertEmployer".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("list events")
+            .into_inner()
+            .events;
+        let recorded = events
+            .iter()
+            .filter_map(|event| event.entry.as_ref())
+            .find(|entry| entry.request_id == "late-call");
+        if let Some(entry) = recorded {
+            assert_eq!(entry.status_code, Code::DeadlineExceeded as i32);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late call is in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
