@@ -114,6 +114,12 @@ pub struct LimitsConfig {
     /// ...and in a burst. Calls over the limit are answered RESOURCE_EXHAUSTED, so one
     /// agency's flood cannot starve the others. Zero turns the limit off.
     pub agency_burst: u32,
+    /// Token requests (`IssueToken`, the one call without an identified caller) per second from
+    /// one client address to this replica, on average...
+    pub token_requests_per_second_per_address: u32,
+    /// ...and in a burst; zero turns the limit off. A token lasts minutes, so an agency needs
+    /// few; behind a proxy that hides client addresses, raise both or turn them off.
+    pub token_request_burst_per_address: u32,
     /// Interval of HTTP/2 pings on idle connections, in seconds, so dead peers are noticed
     /// and middleboxes keep the connection open.
     pub keepalive_interval_secs: u64,
@@ -138,6 +144,8 @@ impl Default for LimitsConfig {
             max_in_flight_calls: 512,
             agency_calls_per_second: 500,
             agency_burst: 1_000,
+            token_requests_per_second_per_address: 10,
+            token_request_burst_per_address: 50,
             keepalive_interval_secs: 30,
             keepalive_timeout_secs: 10,
             max_connection_age_secs: 30 * 60,

@@ -17,11 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::net::SocketAddr;
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use crate::auth::principal::Principal;
+use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -123,15 +127,14 @@ impl Admission for InFlightLimit {
     }
 }
 
-/// A token bucket per agency: `per_second` calls on average, `burst` at once. Agencies are a
-/// registered, bounded set, and only authenticated callers get a bucket, so the map cannot be
-/// grown by strangers.
-#[derive(Clone)]
-pub struct AgencyRateLimit {
+/// Token buckets by key: `per_second` calls on average, `burst` at once.
+struct Buckets {
     per_second: f64,
     burst: f64,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
-    metrics: Arc<Metrics>,
+    /// Keys remembered at most; beyond it, keys whose bucket has refilled are forgotten (a
+    /// full bucket is what a new key gets anyway).
+    capacity: usize,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 struct Bucket {
@@ -139,23 +142,31 @@ struct Bucket {
     refilled: Instant,
 }
 
-impl AgencyRateLimit {
+impl Buckets {
     /// `None` when the limit is turned off (a zero rate or burst).
-    pub fn new(per_second: u32, burst: u32, metrics: Arc<Metrics>) -> Option<Self> {
-        (per_second > 0 && burst > 0).then(|| Self {
-            per_second: f64::from(per_second),
-            burst: f64::from(burst),
-            buckets: Arc::default(),
-            metrics,
+    fn new(per_second: u32, burst: u32, capacity: usize) -> Option<Arc<Self>> {
+        (per_second > 0 && burst > 0).then(|| {
+            Arc::new(Self {
+                per_second: f64::from(per_second),
+                burst: f64::from(burst),
+                capacity,
+                buckets: Mutex::default(),
+            })
         })
     }
 
-    fn take(&self, agency: &str, now: Instant) -> bool {
+    fn take(&self, key: &str, now: Instant) -> bool {
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bucket = buckets.entry(agency.to_owned()).or_insert(Bucket {
+        if buckets.len() >= self.capacity && !buckets.contains_key(key) {
+            buckets.retain(|_, bucket| {
+                let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+                bucket.tokens + elapsed * self.per_second < self.burst
+            });
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.burst,
             refilled: now,
         });
@@ -171,24 +182,87 @@ impl AgencyRateLimit {
     }
 }
 
-impl Admission for AgencyRateLimit {
+/// The token endpoint: the one call that does real work (a signature check, a database write)
+/// without an identified caller.
+const TOKEN_ENDPOINT: &str = "/sinergi.v1.AuthService/IssueToken";
+
+/// Addresses whose token requests are tracked at most.
+const TRACKED_ADDRESSES: usize = 10_000;
+
+/// Rates per caller, so one caller's flood cannot starve the others: per agency for
+/// authenticated calls, per client address for token requests. Agencies are a registered,
+/// bounded set, and addresses are capped, so neither map can be grown without bound.
+#[derive(Clone)]
+pub struct CallerRateLimit {
+    agencies: Option<Arc<Buckets>>,
+    addresses: Option<Arc<Buckets>>,
+    metrics: Arc<Metrics>,
+}
+
+impl CallerRateLimit {
+    pub fn new(limits: &LimitsConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            agencies: Buckets::new(
+                limits.agency_calls_per_second,
+                limits.agency_burst,
+                usize::MAX,
+            ),
+            addresses: Buckets::new(
+                limits.token_requests_per_second_per_address,
+                limits.token_request_burst_per_address,
+                TRACKED_ADDRESSES,
+            ),
+            metrics,
+        }
+    }
+}
+
+impl Admission for CallerRateLimit {
     type Ticket = ();
 
     fn admit<B>(&self, request: &http::Request<B>) -> Result<(), Status> {
-        // Calls without a caller (token exchange, health) are bounded by the in-flight limit.
-        let Some(principal) = request.extensions().get::<Principal>() else {
+        let now = Instant::now();
+        if let Some(principal) = request.extensions().get::<Principal>() {
+            let agency = principal.agency_id().as_str();
+            if self
+                .agencies
+                .as_ref()
+                .is_none_or(|buckets| buckets.take(agency, now))
+            {
+                return Ok(());
+            }
+            self.metrics.record_rate_limited(agency);
+            return Err(Status::resource_exhausted(format!(
+                "agency {agency} is over its rate of calls; retry with backoff"
+            )));
+        }
+        // Other calls without a caller (health, reflection) do no work worth limiting; the
+        // in-flight limit bounds them.
+        let (Some(addresses), true) = (&self.addresses, request.uri().path() == TOKEN_ENDPOINT)
+        else {
             return Ok(());
         };
-        let agency = principal.agency_id().as_str();
-        if self.take(agency, Instant::now()) {
+        let address = remote_addr(request.extensions()).map(|addr| addr.ip().to_string());
+        if addresses.take(address.as_deref().unwrap_or("unknown"), now) {
             return Ok(());
         }
-        self.metrics.record_rate_limited(agency);
-        Err(Status::resource_exhausted(format!(
-            "agency {agency} is over its rate of {} calls per second; retry with backoff",
-            self.per_second
-        )))
+        self.metrics.record_token_request_limited();
+        Err(Status::resource_exhausted(
+            "too many token requests from this address; an access token lasts minutes, reuse it",
+        ))
     }
+}
+
+/// The client's address of a call, over plain TCP or TLS.
+pub fn remote_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
+        .and_then(TcpConnectInfo::remote_addr)
 }
 
 /// Whether the database answered its last ping, shared between the health checker (which
@@ -337,14 +411,31 @@ mod tests {
     }
 
     #[test]
-    fn buckets_refill_at_the_configured_rate_and_are_per_agency() {
-        let limit = AgencyRateLimit::new(10, 3, Arc::new(Metrics::new())).expect("enabled");
+    fn buckets_refill_at_the_configured_rate_and_are_per_key() {
+        let limit = Buckets::new(10, 3, usize::MAX).expect("enabled");
         let start = Instant::now();
         assert!((0..3).all(|_| limit.take("a", start)));
         assert!(!limit.take("a", start), "burst spent");
-        assert!(limit.take("b", start), "another agency has its own bucket");
+        assert!(limit.take("b", start), "another key has its own bucket");
         assert!(!limit.take("a", start + Duration::from_millis(50)));
         assert!(limit.take("a", start + Duration::from_millis(110)));
-        assert!(AgencyRateLimit::new(0, 10, Arc::new(Metrics::new())).is_none());
+        assert!(Buckets::new(0, 10, 1).is_none());
+    }
+
+    #[test]
+    fn at_capacity_only_keys_still_limited_are_remembered() {
+        let limit = Buckets::new(1, 2, 2).expect("enabled");
+        let start = Instant::now();
+        assert!(limit.take("spent", start) && limit.take("spent", start));
+        assert!(limit.take("refilled", start));
+        let later = start + Duration::from_millis(1500);
+        assert!(limit.take("new", later), "room is made for a new key");
+        let buckets = limit.buckets.lock().expect("lock");
+        assert!(buckets.contains_key("new"));
+        assert!(buckets.contains_key("spent"), "a key still limited is kept");
+        assert!(
+            !buckets.contains_key("refilled"),
+            "a refilled bucket is forgotten"
+        );
     }
 }

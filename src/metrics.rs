@@ -81,6 +81,7 @@ pub struct Metrics {
     in_flight: Gauge,
     shed: Counter,
     rate_limited: Family<AgencyLabels, Counter>,
+    token_requests_limited: Counter,
     audit_batch: Histogram,
     audit_wait: Histogram,
     audit_failures: Counter,
@@ -129,6 +130,12 @@ impl Metrics {
             "grpc_calls_rate_limited",
             "Calls refused RESOURCE_EXHAUSTED because their agency was over its rate",
             rate_limited.clone(),
+        );
+        let token_requests_limited = Counter::default();
+        registry.register(
+            "token_requests_rate_limited",
+            "Token requests refused RESOURCE_EXHAUSTED because their address was over its rate",
+            token_requests_limited.clone(),
         );
         let audit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         registry.register(
@@ -179,6 +186,7 @@ impl Metrics {
             in_flight,
             shed,
             rate_limited,
+            token_requests_limited,
             audit_batch,
             audit_wait,
             audit_failures,
@@ -199,6 +207,10 @@ impl Metrics {
                 agency: agency.to_owned(),
             })
             .inc();
+    }
+
+    pub fn record_token_request_limited(&self) {
+        self.token_requests_limited.inc();
     }
 
     pub fn record_audit_batch(&self, entries: usize, stored: bool) {

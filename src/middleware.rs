@@ -18,13 +18,13 @@ type MakeSpan = fn(&GrpcRequest) -> Span;
 use crate::audit::layer::AuditLayer;
 use crate::auth::{Authenticator, layer::AuthLayer};
 use crate::config::LimitsConfig;
-use crate::limits::{AdmitLayer, AgencyRateLimit, DatabaseState, DeadlineLayer, InFlightLimit};
+use crate::limits::{AdmitLayer, CallerRateLimit, DatabaseState, DeadlineLayer, InFlightLimit};
 use crate::metrics::{Metrics, MetricsLayer};
 
 type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
 
 pub type Layers = Stack<
-    tower::util::Either<AdmitLayer<AgencyRateLimit>, Identity>,
+    AdmitLayer<CallerRateLimit>,
     Stack<
         AuthLayer,
         Stack<
@@ -48,11 +48,7 @@ pub struct Parts {
 }
 
 pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
-    let rate_limit = AgencyRateLimit::new(
-        limits.agency_calls_per_second,
-        limits.agency_burst,
-        Arc::clone(&parts.metrics),
-    );
+    let rate_limit = CallerRateLimit::new(limits, Arc::clone(&parts.metrics));
     ServiceBuilder::new()
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
@@ -78,9 +74,10 @@ pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
         // Authentication: turns the bearer token into the caller's identity before any handler
         // runs, and answers UNAUTHENTICATED itself, so no handler can forget to check.
         .layer(AuthLayer::new(parts.authenticator))
-        // Per-agency rate limit: needs the caller's identity, so inside authentication; inside
-        // the audit layer too, so a flood leaves its trace in the log.
-        .option_layer(rate_limit.map(AdmitLayer::new))
+        // Per-caller rate limits (per agency; per address for token requests): need the
+        // caller's identity, so inside authentication; inside the audit layer too, so a flood
+        // leaves its trace in the log.
+        .layer(AdmitLayer::new(rate_limit))
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a

@@ -361,6 +361,43 @@ async fn a_flood_from_one_agency_does_not_starve_another() {
     assert_eq!(sample(&metrics, &series), Some(f64::from(limited)));
 }
 
+/// Token requests, the one call without an identified caller, are limited per client address;
+/// agencies already holding tokens are not affected.
+#[tokio::test]
+async fn a_flood_of_token_requests_is_held_to_its_rate() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.limits.token_requests_per_second_per_address = 2;
+        config.limits.token_request_burst_per_address = 5;
+    })
+    .await;
+    let created = common::create(&app, common::employer("PT Token")).await;
+    let mut limited = 0;
+    for _ in 0..30 {
+        match app.token(&app.registry, None).await {
+            Ok(_) => {}
+            Err(sinergi::client::ClientError::Call(status))
+                if status.code() == Code::ResourceExhausted =>
+            {
+                limited += 1;
+            }
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert!(
+        limited >= 20,
+        "only {limited} of 30 token requests were limited"
+    );
+    app.employers()
+        .get_employer(get_employer(&created.id))
+        .await
+        .expect("a caller with a token is served meanwhile");
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        sample(&metrics, "sinergi_token_requests_rate_limited_total"),
+        Some(f64::from(limited))
+    );
+}
+
 /// At the in-flight limit, further calls are shed at once with RESOURCE_EXHAUSTED.
 #[tokio::test]
 async fn calls_over_the_in_flight_limit_are_shed() {

@@ -8,7 +8,6 @@ use std::{
     task::{Context, Poll},
 };
 
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::{CallAudit, writer::AuditWriter};
@@ -97,15 +96,7 @@ where
         {
             return Box::pin(self.inner.call(request));
         }
-        let extensions = request.extensions();
-        let peer = extensions
-            .get::<TcpConnectInfo>()
-            .or_else(|| {
-                extensions
-                    .get::<TlsConnectInfo<TcpConnectInfo>>()
-                    .map(TlsConnectInfo::get_ref)
-            })
-            .and_then(TcpConnectInfo::remote_addr)
+        let peer = crate::limits::remote_addr(request.extensions())
             .map(|addr| addr.to_string())
             .unwrap_or_default();
         // Both bounded, like everything the log stores about a caller's own words.
