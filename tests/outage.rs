@@ -267,11 +267,31 @@ async fn postgres_down_for_ten_seconds_under_load() {
         .await;
     let mut audit =
         proto::audit_service_client::AuditServiceClient::new(app.authed(&auditor.token));
+    // Every acknowledged write and every read above has its entry; once the log covers them
+    // all, it must verify in full.
+    let expected = 2 * log.acknowledged.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = audit
+            .get_checkpoint(proto::GetCheckpointRequest {})
+            .await
+            .expect("checkpoint")
+            .into_inner()
+            .tree_size;
+        if size >= expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log stays at {size} entries, short of {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let saved = tempfile::tempdir().expect("directory");
     let verified =
         sinergi::audit::verify::verify_server(&mut audit, &saved.path().join("cp.txt"), None, true)
             .await
             .expect("the audit log verifies after the outage");
     assert_eq!(verified.entries_checked, verified.checkpoint.size);
-    assert!(verified.checkpoint.size as usize > log.acknowledged.len());
+    assert!(verified.checkpoint.size >= expected);
 }
