@@ -32,6 +32,31 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
+/// Makes `count` GetEmployer calls at once through clones of `client`, and counts those served
+/// and those refused RESOURCE_EXHAUSTED; any other answer fails the test.
+async fn burst(
+    client: &proto::employer_service_client::EmployerServiceClient<common::Authed>,
+    id: &str,
+    count: usize,
+) -> (u32, u32) {
+    let calls: Vec<_> = (0..count)
+        .map(|_| {
+            let mut client = client.clone();
+            let id = id.to_owned();
+            tokio::spawn(async move { client.get_employer(get_employer(&id)).await })
+        })
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for call in calls {
+        match call.await.expect("task") {
+            Ok(_) => served += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
+            Err(status) => panic!("unexpected answer: {status:?}"),
+        }
+    }
+    (served, refused)
+}
+
 fn get_employer(id: &str) -> proto::GetEmployerRequest {
     proto::GetEmployerRequest {
         key: Some(proto::get_employer_request::Key::Id(id.to_owned())),
@@ -93,28 +118,11 @@ async fn ten_thousand_streams_on_one_connection_are_bounded() {
             sinergi::client::BearerToken::new(&app.registry.token).expect("token"),
         ),
     );
-    let calls: Vec<_> = (0..10_000)
-        .map(|_| {
-            let mut client = client.clone();
-            let id = created.id.clone();
-            tokio::spawn(async move { client.get_employer(get_employer(&id)).await })
-        })
-        .collect();
-
+    let flood = burst(&client, &created.id, 10_000);
     let mut other = app.employers();
-    other
-        .get_employer(get_employer(&created.id))
-        .await
-        .expect("another connection is served during the flood");
-
-    let (mut served, mut refused) = (0, 0);
-    for call in calls {
-        match call.await.expect("task") {
-            Ok(_) => served += 1,
-            Err(status) if status.code() == Code::ResourceExhausted => refused += 1,
-            Err(status) => panic!("unexpected answer: {status:?}"),
-        }
-    }
+    let (answered, (served, refused)) =
+        tokio::join!(other.get_employer(get_employer(&created.id)), flood);
+    answered.expect("another connection is served during the flood");
     assert_eq!(served + refused, 10_000);
     assert!(served > 0);
 }
@@ -324,28 +332,18 @@ async fn a_flood_from_one_agency_does_not_starve_another() {
         .await;
 
     let started = std::time::Instant::now();
-    let flood: Vec<_> = (0..400)
-        .map(|_| {
-            let mut client = app.employers_as(&flooder.token);
-            let id = created.id.clone();
-            tokio::spawn(async move { client.get_employer(get_employer(&id)).await })
-        })
-        .collect();
-    let mut bystander_client = app.employers_as(&bystander.token);
-    for _ in 0..10 {
-        bystander_client
-            .get_employer(get_employer(&created.id))
-            .await
-            .expect("the other agency is served during the flood");
-    }
-    let (mut served, mut limited) = (0_u32, 0_u32);
-    for call in flood {
-        match call.await.expect("task") {
-            Ok(_) => served += 1,
-            Err(status) if status.code() == Code::ResourceExhausted => limited += 1,
-            Err(status) => panic!("unexpected answer: {status:?}"),
+    let flooder_client = app.employers_as(&flooder.token);
+    let flood = burst(&flooder_client, &created.id, 400);
+    let bystander_calls = async {
+        let mut bystander_client = app.employers_as(&bystander.token);
+        for _ in 0..10 {
+            bystander_client
+                .get_employer(get_employer(&created.id))
+                .await
+                .expect("the other agency is served during the flood");
         }
-    }
+    };
+    let ((served, limited), ()) = tokio::join!(flood, bystander_calls);
     let allowed = 20.0 + 20.0 * started.elapsed().as_secs_f64() + 1.0;
     assert!(
         f64::from(served) <= allowed,
@@ -406,21 +404,7 @@ async fn calls_over_the_in_flight_limit_are_shed() {
     })
     .await;
     let created = common::create(&app, common::employer("PT Penuh")).await;
-    let calls: Vec<_> = (0..200)
-        .map(|_| {
-            let mut client = app.employers();
-            let id = created.id.clone();
-            tokio::spawn(async move { client.get_employer(get_employer(&id)).await })
-        })
-        .collect();
-    let mut shed = 0;
-    for call in calls {
-        match call.await.expect("task") {
-            Ok(_) => {}
-            Err(status) if status.code() == Code::ResourceExhausted => shed += 1,
-            Err(status) => panic!("unexpected answer: {status:?}"),
-        }
-    }
+    let (_, shed) = burst(&app.employers(), &created.id, 200).await;
     assert!(shed > 0, "200 calls at once over a limit of 2");
     let metrics = scrape(&app).await;
     assert_eq!(
