@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -16,8 +17,6 @@ use std::{
     task::{Context, Poll},
     time::{Duration, Instant},
 };
-
-use std::net::SocketAddr;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
@@ -267,7 +266,7 @@ pub fn remote_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
 
 /// Whether the database answered its last ping, shared between the health checker (which
 /// sets it) and the gate (which reads it).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DatabaseState(Arc<AtomicBool>);
 
 impl DatabaseState {
