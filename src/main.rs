@@ -88,7 +88,8 @@ enum AuditCommand {
         #[arg(long, conflicts_with_all = ["checkpoint", "all_entries"])]
         entries: Option<PathBuf>,
         /// The note verifier key to trust (`<name>+<id>+<key>`); otherwise the pinned one, or
-        /// the server's on first use.
+        /// the server's on first use. After the server's key was rotated, pass the new key
+        /// (learned out of band): the saved checkpoint is still checked under the old one.
         #[arg(long)]
         verifier_key: Option<String>,
     },

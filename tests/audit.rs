@@ -766,3 +766,50 @@ async fn the_verifier_catches_tampering() {
     assert!(!ok, "{output}");
     assert!(output.contains("first bad index 4"), "{output}");
 }
+
+/// After Sinergi's signing key is rotated, the verifier refuses the new checkpoints until it
+/// is given the new key, then checks the saved checkpoint under the old key, links it to the
+/// new one by a consistency proof, and pins the new key.
+#[tokio::test]
+async fn the_verifier_follows_a_key_rotation_it_is_told_about() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let saved_dir = tempfile::tempdir().unwrap();
+    let saved = saved_dir.path().join("checkpoint.txt");
+    let mut before = auditor(&app).await;
+    let first = sinergi::audit::verify::verify_server(&mut before, &saved, None, false)
+        .await
+        .expect("first verification pins the key");
+
+    let old_key = app.config().data_dir.join("keys/signing-key.pem");
+    let new_key = app.config().data_dir.join("keys/signing-key-2.pem");
+    let (_, pem) =
+        sinergi::auth::keys::SigningKey::generate(sinergi::domain::agency::KeyAlgorithm::EdDsa)
+            .unwrap();
+    sinergi::auth::keys::SigningKey::write_pem(&new_key, &pem).unwrap();
+    let rotated = common::spawn_replica_with(&app, |config| {
+        config.auth.signing_key_file = Some(new_key.clone());
+        config.auth.previous_signing_key_files = vec![old_key.clone()];
+    })
+    .await;
+    let mut after = auditor(&rotated).await;
+    let refused = sinergi::audit::verify::verify_server(&mut after, &saved, None, false)
+        .await
+        .expect_err("a checkpoint under an unknown key");
+    assert!(refused.to_string().contains("different key"), "{refused}");
+
+    let new_verifier = after
+        .get_checkpoint(proto::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .verifier_key;
+    let linked =
+        sinergi::audit::verify::verify_server(&mut after, &saved, Some(&new_verifier), false)
+            .await
+            .expect("the saved checkpoint links to the new key's");
+    assert_eq!(linked.previous_size, Some(first.checkpoint.size));
+    assert!(linked.checkpoint.size > first.checkpoint.size);
+    sinergi::audit::verify::verify_server(&mut after, &saved, None, true)
+        .await
+        .expect("the new key is pinned from now on");
+}

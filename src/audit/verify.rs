@@ -52,8 +52,9 @@ pub struct Verified {
     pub entries_checked: u64,
 }
 
-/// Fetches the current checkpoint and checks it: its signature (with `verifier_key`, or the
-/// server's own on first use), its consistency with the checkpoint saved in `saved` (if any),
+/// Fetches the current checkpoint and checks it: its signature (with `verifier_key`, else the
+/// key pinned beside `saved`, else the server's own on first use), its consistency with the
+/// checkpoint saved in `saved` (if any, checked under the key pinned with it),
 /// and — when `all_entries` — every entry against its root. Saves the new checkpoint (and the
 /// key next to it, `<saved>.key`) once everything holds.
 pub async fn verify_server(
@@ -67,24 +68,29 @@ pub async fn verify_server(
         .await?
         .into_inner();
     let key_file = saved.with_extension("key");
-    let pinned = match verifier_key {
-        Some(key) => Some(key.to_owned()),
-        None => read_optional(&key_file)?,
-    };
-    let key = pinned
-        .clone()
+    let pinned = read_optional(&key_file)?.map(|key| key.trim().to_owned());
+    // The key new checkpoints must carry: the one given (after a rotation, learned out of
+    // band), else the pinned one, else the server's own on first use.
+    let key = verifier_key
+        .map(|key| key.trim().to_owned())
+        .or_else(|| pinned.clone())
         .unwrap_or_else(|| current.verifier_key.clone());
-    if pinned.is_some_and(|pinned| pinned.trim() != current.verifier_key) {
+    if key != current.verifier_key.trim() {
         return Err(failed(
-            "the server now signs with a different key than the one pinned; verify the new key out of band",
+            "the server now signs with a different key than the one trusted; verify the new key \
+             out of band and pass it as --verifier-key",
         ));
     }
     let now = checkpoint::verify(&current.checkpoint, &key).map_err(failed)?;
 
+    // The saved checkpoint was signed, and checked, under the key pinned at the time: after a
+    // rotation that is the previous key, and the consistency proof below links its history to
+    // the new key's checkpoints.
+    let saved_key = pinned.as_deref().unwrap_or(&key);
     let previous = match read_optional(saved)? {
         None => None,
         Some(note) => Some(
-            checkpoint::verify(&note, &key)
+            checkpoint::verify(&note, saved_key)
                 .map_err(|e| failed(format!("saved checkpoint: {e}")))?,
         ),
     };
