@@ -200,6 +200,11 @@ impl App {
             Arc::clone(&feed),
         )));
 
+        let _purge = AbortOnDrop(tokio::spawn(purge_idempotency_keys(
+            Arc::clone(&self.store),
+            self.config.database.idempotency_retention(),
+        )));
+
         let database = DatabaseState::up();
         let database_watch = AbortOnDrop(tokio::spawn(watch_database(
             Arc::clone(&self.store),
@@ -353,6 +358,22 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     for service in SERVICES {
         health.set_service_status(service, status).await;
+    }
+}
+
+/// Purges idempotency records past their retention, hourly. Every replica runs it; the
+/// deletes are idempotent, so they need no coordination.
+async fn purge_idempotency_keys(store: Arc<dyn Store>, retention: Duration) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let before = time::OffsetDateTime::now_utc() - retention;
+        match store.purge_idempotency_keys(before).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "idempotency records past retention purged"),
+            Err(error) => tracing::warn!(%error, "cannot purge idempotency records"),
+        }
     }
 }
 

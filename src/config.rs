@@ -315,6 +315,9 @@ pub struct DatabaseConfig {
     /// How long a call waits for a free connection before it fails with UNAVAILABLE, in
     /// milliseconds.
     pub acquire_timeout_ms: u64,
+    /// How long a `request_id` keeps a write safe to retry, in hours; older idempotency
+    /// records are purged hourly, and a retry after that counts as a new request.
+    pub idempotency_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,6 +367,7 @@ impl Default for DatabaseConfig {
             max_connections: 16,
             sqlite_readers: 4,
             acquire_timeout_ms: 5_000,
+            idempotency_retention_hours: 7 * 24,
         }
     }
 }
@@ -371,6 +375,10 @@ impl Default for DatabaseConfig {
 impl DatabaseConfig {
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    pub fn idempotency_retention(&self) -> Duration {
+        Duration::from_secs(self.idempotency_retention_hours.max(1) * 3600)
     }
 }
 

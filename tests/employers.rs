@@ -688,7 +688,53 @@ async fn search_ignores_case_and_pages_in_name_order(app: TestApp) {
     assert_eq!(violated_fields(&status), ["query"]);
 }
 
+/// Idempotency records are kept for their retention period, then forgotten: a `request_id`
+/// reused after that is a new request.
+async fn request_ids_are_remembered_for_their_retention_only(app: TestApp) {
+    let request = UpsertEmployerRequest {
+        employer: Some(employer("PT Ingatan")),
+        etag: String::new(),
+        request_id: "retained-0001".into(),
+    };
+    app.employers()
+        .upsert_employer(request.clone())
+        .await
+        .expect("first call");
+    let store = sinergi::store::connect(app.config())
+        .await
+        .expect("open store");
+    let now = time::OffsetDateTime::now_utc();
+    let kept = store
+        .purge_idempotency_keys(now - time::Duration::days(1))
+        .await
+        .expect("purge");
+    assert_eq!(kept, 0, "a record younger than the retention stays");
+    let mut different = request.clone();
+    different.employer = Some(employer("PT Lain Lagi"));
+    let refused = app
+        .employers()
+        .upsert_employer(different.clone())
+        .await
+        .expect_err("the key is still remembered");
+    assert_eq!(violated_fields(&refused), ["request_id"]);
+
+    let purged = store
+        .purge_idempotency_keys(now + time::Duration::minutes(1))
+        .await
+        .expect("purge");
+    assert!(purged >= 1);
+    let reused = app
+        .employers()
+        .upsert_employer(different)
+        .await
+        .expect("a forgotten request_id is a new request")
+        .into_inner();
+    assert!(reused.created);
+    assert_eq!(count_all(&app).await, 2);
+}
+
 on_both_backends!(
+    request_ids_are_remembered_for_their_retention_only,
     valid_employers_are_stored_in_normal_form,
     each_rule_rejects_with_the_field_named,
     several_violations_are_reported_together,

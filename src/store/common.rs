@@ -288,6 +288,33 @@ macro_rules! sql_store_common {
                 Ok(())
             }
 
+            async fn purge_idempotency_keys(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::store::StoreError> {
+                // In slices, so no purge holds the write lock long enough to be felt by calls.
+                const SLICE: i64 = 5_000;
+                let mut purged = 0;
+                loop {
+                    let mut tx = self.begin_write().await?;
+                    let deleted = sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE (caller, request_id) IN \
+                         (SELECT caller, request_id FROM idempotency_keys \
+                          WHERE created_at < $1 LIMIT $2)",
+                    )
+                    .bind(before)
+                    .bind(SLICE)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    tx.commit().await?;
+                    purged += deleted;
+                    if deleted < SLICE as u64 {
+                        return Ok(purged);
+                    }
+                }
+            }
+
             fn pool_usage(&self) -> Vec<$crate::metrics::PoolUsage> {
                 if std::ptr::eq(self.writer(), self.reader()) {
                     return vec![$crate::store::pool_usage("shared", self.writer())];

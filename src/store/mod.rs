@@ -186,6 +186,10 @@ pub trait Store:
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Forgets idempotency records made before `before`; returns how many. A retry with such
+    /// a `request_id` is then treated as a new request.
+    async fn purge_idempotency_keys(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
     /// How busy the connection pools are now, for the metrics.
     fn pool_usage(&self) -> Vec<crate::metrics::PoolUsage>;
 }
