@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::WriteCall;
+use super::{WriteCall, cursor_of, split_page};
 use crate::auth::AuthError;
 use crate::domain::cases::{CaseRecord, Subject};
 use crate::domain::compliance::{ComplianceStatus, ProgrammeGroup, today_wib};
@@ -16,7 +16,7 @@ use crate::domain::region::RegionCode;
 use crate::domain::scope::{RegionScope, Scope};
 use crate::error::ApiError;
 use crate::proto;
-use crate::store::{CaseSaved, CaseWrite, Store, StoreError};
+use crate::store::{CaseFilter, CaseSaved, CaseWrite, Store, StoreError};
 
 /// Today in WIB, the calendar of every date in the contract.
 pub fn today() -> Date {
@@ -73,6 +73,28 @@ pub struct Cases {
 }
 
 impl Cases {
+    /// One page of the cases `filter` selects (newest first), each taken as its kind by `kind`
+    /// (e.g. [`as_inspection`]), and the next page's token, bound to `fingerprint`.
+    pub async fn page<T>(
+        &self,
+        filter: &CaseFilter,
+        page_token: &str,
+        fingerprint: &str,
+        page_size: u32,
+        kind: fn(CaseRecord) -> Result<T, ApiError>,
+        id: fn(&T) -> Uuid,
+    ) -> Result<(Vec<T>, String), ApiError> {
+        let before: Option<Uuid> = cursor_of(page_token, fingerprint)?;
+        let cases = self
+            .store
+            .list_cases(filter, before, page_size + 1)
+            .await?
+            .into_iter()
+            .map(kind)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(split_page(cases, page_size, fingerprint, id))
+    }
+
     pub async fn employer(&self, id: &str, field: &str) -> Result<Employer, ApiError> {
         let key = EmployerKey::parse_id(id).map_err(|e| ApiError::invalid(field, e))?;
         Ok(self

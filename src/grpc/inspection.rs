@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::cases::{
     Cases, as_inspection, check_etag, check_region, listing_regions, region_prefix, revision_of,
     subject, today, uuid_field, wrong_kind,
 };
 use super::write_call;
-use super::{WriteCall, check_readable, convert, cursor_of, page_size_of, principal, split_page};
+use super::{WriteCall, check_readable, convert, page_size_of, principal};
 use crate::domain::agency::{AgencyId, AgencyKind};
 use crate::domain::cases::{
     CaseKind, CaseRecord, PreconditionError, effective_date, group_run_by, note,
@@ -207,18 +206,17 @@ impl InspectionService for InspectionApi {
             message.employer_id.trim(),
             message.overdue_only
         );
-        let before: Option<Uuid> = cursor_of(&message.page_token, &fingerprint)?;
-        let cases = self
+        let (page, next_page_token) = self
             .cases
-            .store
-            .list_cases(&filter, before, page_size + 1)
-            .await
-            .map_err(ApiError::from)?;
-        let inspections = cases
-            .into_iter()
-            .map(as_inspection)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (page, next_page_token) = split_page(inspections, page_size, &fingerprint, |i| i.id);
+            .page(
+                &filter,
+                &message.page_token,
+                &fingerprint,
+                page_size,
+                as_inspection,
+                |i| i.id,
+            )
+            .await?;
         let today = today();
         Ok(Response::new(proto::ListInspectionsResponse {
             inspections: page

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::cases::{
     Cases, as_referral, check_etag, check_region, listing_regions, region_prefix, revision_of,
     start_of_day, subject, today, uuid_field, wrong_kind,
 };
-use super::{call_audit, convert, cursor_of, page_size_of, principal, split_page, write_call};
+use super::{call_audit, convert, page_size_of, principal, write_call};
 use crate::audit::CallAudit;
 use crate::auth::principal::Principal;
 use crate::domain::agency::AgencyKind;
@@ -296,20 +295,20 @@ impl ReferralService for ReferralApi {
             message.opened_to.trim(),
             message.overdue_only
         );
-        let before: Option<Uuid> = cursor_of(&message.page_token, &fingerprint)?;
-        let referrals = self
+        let (page, next_page_token) = self
             .cases
-            .store
-            .list_cases(&filter, before, page_size + 1)
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .map(as_referral)
-            .collect::<Result<Vec<_>, _>>()?;
-        for referral in &referrals {
+            .page(
+                &filter,
+                &message.page_token,
+                &fingerprint,
+                page_size,
+                as_referral,
+                |r| r.id,
+            )
+            .await?;
+        for referral in &page {
             audit.touch(referral.id.to_string());
         }
-        let (page, next_page_token) = split_page(referrals, page_size, &fingerprint, |r| r.id);
         let today = today();
         Ok(Response::new(proto::ListReferralsResponse {
             referrals: page

@@ -10,7 +10,7 @@ use super::cases::{
     Cases, as_sanction, check_etag, check_region, listing_regions, region_prefix, revision_of,
     subject, today, uuid_field, wrong_kind,
 };
-use super::{check_readable, convert, cursor_of, page_size_of, principal, split_page, write_call};
+use super::{check_readable, convert, page_size_of, principal, write_call};
 use crate::domain::cases::{CaseKind, CaseRecord, PreconditionError, group_run_by};
 use crate::domain::employer::EmployerKey;
 use crate::domain::identifiers::{Nib, Npwp};
@@ -162,17 +162,17 @@ impl SanctionService for SanctionApi {
             message.employer_id.trim(),
             message.open_only
         );
-        let before: Option<Uuid> = cursor_of(&message.page_token, &fingerprint)?;
-        let tracks = self
+        let (page, next_page_token) = self
             .cases
-            .store
-            .list_cases(&filter, before, page_size + 1)
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .map(as_sanction)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (page, next_page_token) = split_page(tracks, page_size, &fingerprint, |t| t.id);
+            .page(
+                &filter,
+                &message.page_token,
+                &fingerprint,
+                page_size,
+                as_sanction,
+                |t| t.id,
+            )
+            .await?;
         Ok(Response::new(proto::ListSanctionTracksResponse {
             tracks: page.into_iter().map(convert::sanction_track).collect(),
             next_page_token,
