@@ -159,21 +159,35 @@ impl Buckets {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= self.capacity && !buckets.contains_key(key) {
-            buckets.retain(|_, bucket| {
-                let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-                bucket.tokens + elapsed * self.per_second < self.burst
-            });
+        // A known key (the common case) is served without allocating.
+        if let Some(bucket) = buckets.get_mut(key) {
+            return bucket.take(now, self.per_second, self.burst);
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+        if buckets.len() >= self.capacity {
+            buckets.retain(|_, bucket| bucket.tokens_at(now, self.per_second) < self.burst);
+        }
+        let mut bucket = Bucket {
             tokens: self.burst,
             refilled: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
-        bucket.refilled = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        };
+        let taken = bucket.take(now, self.per_second, self.burst);
+        buckets.insert(key.to_owned(), bucket);
+        taken
+    }
+}
+
+impl Bucket {
+    /// The tokens there would be at `now` without a cap.
+    fn tokens_at(&self, now: Instant, per_second: f64) -> f64 {
+        self.tokens + now.saturating_duration_since(self.refilled).as_secs_f64() * per_second
+    }
+
+    /// Refills for the time since the last call, then takes one token if there is one.
+    fn take(&mut self, now: Instant, per_second: f64, burst: f64) -> bool {
+        self.tokens = self.tokens_at(now, per_second).min(burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             true
         } else {
             false
