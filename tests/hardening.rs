@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestApp, pki::Pki, spawn_app_over, spawn_app_with};
+use common::{Backend, TestApp, get_employer, pki::Pki, spawn_app_over, spawn_app_with};
 use sinergi::proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
@@ -57,12 +57,6 @@ async fn burst(
     (served, refused)
 }
 
-fn get_employer(id: &str) -> proto::GetEmployerRequest {
-    proto::GetEmployerRequest {
-        key: Some(proto::get_employer_request::Key::Id(id.to_owned())),
-    }
-}
-
 #[tokio::test]
 async fn a_message_over_the_limit_is_refused_and_the_server_goes_on() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
@@ -112,12 +106,10 @@ async fn ten_thousand_streams_on_one_connection_are_bounded() {
     drop(h2);
 
     let one_connection = common::connect(app.addr, None).await.expect("connect");
-    let client = proto::employer_service_client::EmployerServiceClient::new(
-        tonic::service::interceptor::InterceptedService::new(
-            one_connection,
-            sinergi::client::BearerToken::new(&app.registry.token).expect("token"),
-        ),
-    );
+    let client = proto::employer_service_client::EmployerServiceClient::new(common::authed(
+        &one_connection,
+        &app.registry.token,
+    ));
     let flood = burst(&client, &created.id, 10_000);
     let mut other = app.employers();
     let (answered, (served, refused)) =
@@ -242,12 +234,10 @@ async fn tokens_are_bound_to_the_client_certificate() {
     assert_eq!(issued.certificate_thumbprint, expected_thumbprint);
 
     let with = |channel: tonic::transport::Channel| {
-        proto::employer_service_client::EmployerServiceClient::new(
-            tonic::service::interceptor::InterceptedService::new(
-                channel,
-                sinergi::client::BearerToken::new(&issued.access_token).expect("token"),
-            ),
-        )
+        proto::employer_service_client::EmployerServiceClient::new(common::authed(
+            &channel,
+            &issued.access_token,
+        ))
     };
     with(agency_channel)
         .get_employer(get_employer(&created.id))

@@ -255,9 +255,7 @@ async fn postgres_down_for_ten_seconds_under_load() {
     let mut client = app.employers();
     for id in &log.acknowledged {
         client
-            .get_employer(proto::GetEmployerRequest {
-                key: Some(proto::get_employer_request::Key::Id(id.clone())),
-            })
+            .get_employer(common::get_employer(id))
             .await
             .unwrap_or_else(|status| panic!("acknowledged write {id} lost: {status:?}"));
     }

@@ -8,28 +8,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestDatabase, create_agency, process::Deployment, process::ServerProcess};
-use sinergi::{client::BearerToken, proto};
+use common::{
+    Authed, TestDatabase, authed, create_agency, get_employer, process::Deployment,
+    process::ServerProcess,
+};
+use sinergi::proto;
 use tokio::sync::{mpsc, watch};
-use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
-
-type Authed = InterceptedService<Channel, BearerToken>;
-
-fn authed(channel: &Channel, token: &str) -> Authed {
-    InterceptedService::new(channel.clone(), BearerToken::new(token).expect("token"))
-}
+use tonic::{Code, transport::Channel};
 
 fn employers(
     channel: &Channel,
     token: &str,
 ) -> proto::employer_service_client::EmployerServiceClient<Authed> {
     proto::employer_service_client::EmployerServiceClient::new(authed(channel, token))
-}
-
-fn get_employer(id: &str) -> proto::GetEmployerRequest {
-    proto::GetEmployerRequest {
-        key: Some(proto::get_employer_request::Key::Id(id.to_owned())),
-    }
 }
 
 fn upsert(employer: proto::Employer) -> proto::UpsertEmployerRequest {

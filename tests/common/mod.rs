@@ -77,10 +77,7 @@ impl TestApp {
     }
 
     pub fn authed(&self, token: &str) -> Authed {
-        InterceptedService::new(
-            self.channel.clone(),
-            BearerToken::new(token).expect("ASCII token"),
-        )
+        authed(&self.channel, token)
     }
 
     /// The registry as the all-regions registry agency sees it.
@@ -143,6 +140,21 @@ impl Drop for TestApp {
     }
 }
 
+/// `channel`, sending `token` with every call.
+pub fn authed(channel: &Channel, token: &str) -> Authed {
+    InterceptedService::new(
+        channel.clone(),
+        BearerToken::new(token).expect("ASCII token"),
+    )
+}
+
+/// The request for the employer with `id`.
+pub fn get_employer(id: &str) -> proto::GetEmployerRequest {
+    proto::GetEmployerRequest {
+        key: Some(proto::get_employer_request::Key::Id(id.to_owned())),
+    }
+}
+
 /// Creates an agency of `kind` through the server `channel` leads to, as the administrator
 /// holding `admin_token`, and obtains a token for it.
 pub async fn create_agency(
@@ -159,10 +171,7 @@ pub async fn create_agency(
         display_name: format!("Test agency {id}"),
         ..Default::default()
     };
-    let mut admin = AgencyAdminServiceClient::new(InterceptedService::new(
-        channel.clone(),
-        BearerToken::new(admin_token).expect("ASCII token"),
-    ));
+    let mut admin = AgencyAdminServiceClient::new(authed(channel, admin_token));
     let kid = onboard_agency(&mut admin, agency, &key, grants)
         .await
         .expect("onboard agency");
