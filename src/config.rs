@@ -43,8 +43,9 @@ pub struct AuditConfig {
     /// The log's name in signed checkpoints (C2SP origin, also the signing key's name). Make
     /// it unique per deployment, e.g. `sinergi.jateng.example/audit`.
     pub origin: String,
-    /// How often each replica gives pending entries their sequence numbers, in milliseconds:
-    /// the most a new entry waits before a checkpoint can cover it.
+    /// How often each replica gives the entries of writes their sequence numbers, in
+    /// milliseconds, when no other call's entry has taken them into the log first: the most
+    /// such an entry waits before a checkpoint can cover it.
     pub sequence_interval_ms: u64,
 }
 

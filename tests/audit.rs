@@ -382,7 +382,43 @@ async fn checkpoints_and_proofs_verify(app: TestApp) {
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
+/// A call's entry is numbered in the log before the call is answered, after the entries of
+/// the writes committed before it: an agency can look up a call it has just made.
+async fn an_answered_call_is_already_in_the_log(app: TestApp) {
+    let mut auditor = auditor(&app).await;
+    let created = common::create(&app, common::employer("PT Segera Tercatat")).await;
+    let mut read = tonic::Request::new(proto::GetEmployerRequest {
+        key: Some(proto::get_employer_request::Key::Id(created.id.clone())),
+    });
+    read.metadata_mut()
+        .insert("x-request-id", "read-now".parse().unwrap());
+    app.employers().get_employer(read).await.unwrap();
+
+    // One look, no waiting.
+    let size = auditor
+        .get_checkpoint(proto::GetCheckpointRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tree_size;
+    let entries = decode(&all_entries(&mut auditor, size).await);
+    let read_at = entries
+        .iter()
+        .position(|e| e.request_id == "read-now")
+        .expect("the read is in the log once answered");
+    let write_at = entries
+        .iter()
+        .position(|e| {
+            e.method.ends_with("EmployerService/UpsertEmployer")
+                && e.resource_ids.contains(&created.id)
+        })
+        .expect("the write is in the log");
+    assert!(write_at < read_at, "the write is numbered before the read");
+    assert_eq!(entries[read_at].resource_ids, vec![created.id]);
+}
+
 on_both_backends!(
+    an_answered_call_is_already_in_the_log,
     every_call_is_recorded_with_its_outcome,
     agencies_without_audit_read_see_only_their_own_records,
     checkpoints_and_proofs_verify,

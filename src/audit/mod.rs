@@ -4,8 +4,10 @@
 //! entry through the group-commit [`writer`] and waits until it is durable before the response
 //! leaves — or answers UNAVAILABLE if it cannot be. A handler that changes data instead puts
 //! the entry into its own transaction ([`CallAudit::entry`] + [`CallAudit::mark_recorded`]),
-//! so no change exists without its record. The [`writer::Sequencer`] later gives pending
-//! entries their place in the RFC 6962 tree ([`merkle`]); [`checkpoint`] signs its head.
+//! so no change exists without its record. A group commit gives its entries their place in
+//! the RFC 6962 tree ([`merkle`]) at once, after the pending entries of writes; the
+//! [`writer::Sequencer`] numbers pending entries no group commit came to take. [`checkpoint`]
+//! signs the tree's head.
 
 pub mod checkpoint;
 pub mod layer;

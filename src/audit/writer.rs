@@ -1,10 +1,11 @@
 //! Getting entries into the database quickly and in order.
 //!
 //! [`AuditWriter`] is group commit: concurrent calls hand their entries to one task, which
-//! appends everything waiting in one transaction and wakes all of them when it is durable, so
-//! the cost of a commit is shared by every call in the batch. [`Sequencer`] then moves pending
-//! entries into the log with contiguous sequence numbers and extends the Merkle tree; the store
-//! serialises sequencers across replicas, so numbers never repeat or skip.
+//! appends everything waiting to the log in one transaction — numbered after the writes'
+//! pending entries, with the Merkle tree extended — and wakes all of them when it is durable,
+//! so the cost of a commit is shared by every call in the batch. [`Sequencer`] numbers the
+//! pending entries of writes that no group commit took. The store serialises both across
+//! replicas on the tree head, so numbers never repeat or skip.
 
 use std::{sync::Arc, time::Duration};
 

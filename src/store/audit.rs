@@ -1,7 +1,111 @@
 //! The [`AuditStore`](super::AuditStore) implementation shared by both backends, instantiated by
 //! `sql_store_audit!(StoreType, DatabaseType)`. The store type provides
-//! `LOCK_AUDIT_HEAD`, the statement that reads the tree head and, on PostgreSQL, locks it so
-//! only one replica sequences at a time (SQLite write transactions hold the file's write lock).
+//! `LOCK_AUDIT_HEAD`, the statement that reads the tree head (size, root, whether entries are
+//! pending) and, on PostgreSQL, locks it so only one replica extends the log at a time (SQLite
+//! write transactions hold the file's write lock), and `begin_sequencing`, the transaction a
+//! sequencer round runs in.
+
+use crate::audit::PendingEntry;
+use crate::audit::merkle::{Frontier, Hash};
+
+/// The log's right edge as this process last committed it. An append starts from it when the
+/// head is still the one it left (same size and root: nobody else extended the log meanwhile)
+/// instead of reading the edge's nodes back.
+#[derive(Default)]
+pub struct FrontierCache(std::sync::Mutex<Option<(Frontier, Hash)>>);
+
+impl FrontierCache {
+    pub(super) fn at(&self, size: u64, root: &Hash) -> Option<Frontier> {
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached
+            .as_ref()
+            .filter(|(frontier, cached_root)| frontier.size() == size && cached_root == root)
+            .map(|(frontier, _)| frontier.clone())
+    }
+
+    /// Remembers `frontier` once the transaction that wrote it has committed.
+    pub(super) fn keep(&self, frontier: Frontier) {
+        let root = frontier.root();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((frontier, root));
+    }
+}
+
+/// The tree head as a transaction that is about to extend the log locked it.
+pub(super) struct LockedHead {
+    pub size: u64,
+    pub root: Hash,
+    pub pending: Vec<PendingRow>,
+}
+
+/// Pending entries an append takes into the log with its own: bounded, so a backlog of write
+/// entries is left to the sequencer rather than making one call wait for all of it.
+pub(super) const PENDING_TAKEN_BY_APPEND: u32 = 500;
+
+/// Log rows per insert statement: keeps a statement under SQLite's limit of bound parameters.
+pub(super) const LOG_ROWS_PER_STATEMENT: usize = 1000;
+
+/// An entry written with its data change, waiting to be numbered.
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingRow {
+    pub id: i64,
+    pub entry: Vec<u8>,
+    pub time_us: i64,
+    pub agency: String,
+    pub method: String,
+    pub decision: String,
+    pub status_code: i32,
+    pub is_write: bool,
+    /// Space-separated.
+    pub resources: String,
+}
+
+/// An entry as the log stores it.
+pub(super) struct LogRow<'a> {
+    pub entry: &'a [u8],
+    pub time_us: i64,
+    pub agency: &'a str,
+    pub method: &'a str,
+    pub decision: &'a str,
+    pub status_code: i32,
+    pub is_write: bool,
+    pub resources: Vec<&'a str>,
+}
+
+impl<'a> From<&'a PendingRow> for LogRow<'a> {
+    fn from(row: &'a PendingRow) -> Self {
+        Self {
+            entry: &row.entry,
+            time_us: row.time_us,
+            agency: &row.agency,
+            method: &row.method,
+            decision: &row.decision,
+            status_code: row.status_code,
+            is_write: row.is_write,
+            resources: row.resources.split_whitespace().collect(),
+        }
+    }
+}
+
+impl<'a> From<&'a PendingEntry> for LogRow<'a> {
+    fn from(entry: &'a PendingEntry) -> Self {
+        Self {
+            entry: &entry.bytes,
+            time_us: entry.time_us,
+            agency: &entry.agency,
+            method: &entry.method,
+            decision: entry.decision,
+            status_code: entry.status_code,
+            is_write: entry.is_write,
+            resources: entry.resources.iter().map(String::as_str).collect(),
+        }
+    }
+}
 
 macro_rules! sql_store_audit {
     ($store:ty, $db:ty) => {
@@ -33,79 +137,62 @@ macro_rules! sql_store_audit {
             }
         }
 
-        #[async_trait::async_trait]
-        impl $crate::store::AuditStore for $store {
-            async fn append_audit(
+        impl $store {
+            /// Numbers `rows` after the entries already in the log, inside `tx` (which holds
+            /// the tree head): the entries with their searchable columns and resources, the
+            /// tree nodes they complete, and the new head, returned for
+            /// [`FrontierCache::keep`](crate::store::audit::FrontierCache::keep) once `tx`
+            /// commits.
+            async fn extend_log(
                 &self,
-                entries: &[$crate::audit::PendingEntry],
-            ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.begin_write().await?;
-                Self::insert_audit_entries(&mut tx, entries).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn sequence_audit(&self, limit: u32) -> Result<u64, $crate::store::StoreError> {
+                tx: &mut sqlx::Transaction<'_, $db>,
+                head: &$crate::store::audit::LockedHead,
+                rows: &[$crate::store::audit::LogRow<'_>],
+            ) -> Result<$crate::audit::merkle::Frontier, $crate::store::StoreError> {
                 use $crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
                 use $crate::store::StoreError;
 
-                // Most rounds find nothing to do: find that out without taking the lock.
-                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
-                    .fetch_optional(self.reader())
-                    .await?;
-                if waiting.is_none() {
-                    return Ok(0);
-                }
-                let mut tx = self.begin_write().await?;
-                let size: i64 = sqlx::query_scalar(Self::LOCK_AUDIT_HEAD)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let pending: Vec<(i64, Vec<u8>, i64, String, String, String, i32, bool, String)> =
-                    sqlx::query_as(
-                        "SELECT id, entry, time_us, agency, method, decision, status_code, \
-                         is_write, resources FROM audit_pending ORDER BY id LIMIT $1",
-                    )
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                if pending.is_empty() {
-                    return Ok(0);
+                let size = head.size;
+                let mut frontier = match self.frontier.at(size, &head.root) {
+                    Some(frontier) => frontier,
+                    None => {
+                        let stored = Self::fetch_nodes(tx, &Frontier::nodes(size)).await?;
+                        Frontier::load(size, &stored).ok_or_else(|| {
+                            StoreError::Corrupt(format!("audit tree frontier at size {size}"))
+                        })?
+                    }
+                };
+                let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(rows.len() * 2);
+                for row in rows {
+                    nodes.extend(frontier.append(leaf_hash(row.entry)));
                 }
 
-                let size = size as u64;
-                let frontier_nodes = Frontier::nodes(size);
-                let stored = Self::fetch_nodes(&mut tx, &frontier_nodes).await?;
-                let mut frontier = Frontier::load(size, &stored).ok_or_else(|| {
-                    StoreError::Corrupt(format!("audit tree frontier at size {size}"))
-                })?;
-                let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(pending.len() * 2);
-                for (_, entry, ..) in &pending {
-                    nodes.extend(frontier.append(leaf_hash(entry)));
+                let seq = |offset: usize| (size + offset as u64) as i64;
+                for (first, chunk) in (0..rows.len())
+                    .step_by($crate::store::audit::LOG_ROWS_PER_STATEMENT)
+                    .zip(rows.chunks($crate::store::audit::LOG_ROWS_PER_STATEMENT))
+                {
+                    let mut log = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
+                         status_code, is_write) ",
+                    );
+                    log.push_values(chunk.iter().enumerate(), |mut row, (offset, r)| {
+                        row.push_bind(seq(first + offset))
+                            .push_bind(r.entry)
+                            .push_bind(r.time_us)
+                            .push_bind(r.agency)
+                            .push_bind(r.method)
+                            .push_bind(r.decision)
+                            .push_bind(r.status_code)
+                            .push_bind(r.is_write);
+                    });
+                    log.build().execute(&mut **tx).await?;
                 }
 
-                let mut log = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
-                     status_code, is_write) ",
-                );
-                log.push_values(pending.iter().enumerate(), |mut row, (offset, p)| {
-                    row.push_bind((size + offset as u64) as i64)
-                        .push_bind(p.1.as_slice())
-                        .push_bind(p.2)
-                        .push_bind(p.3.as_str())
-                        .push_bind(p.4.as_str())
-                        .push_bind(p.5.as_str())
-                        .push_bind(p.6)
-                        .push_bind(p.7);
-                });
-                log.build().execute(&mut *tx).await?;
-
-                let resources: Vec<(i64, &str)> = pending
+                let resources: Vec<(i64, &str)> = rows
                     .iter()
                     .enumerate()
-                    .flat_map(|(offset, p)| {
-                        let seq = (size + offset as u64) as i64;
-                        p.8.split_whitespace().map(move |id| (seq, id))
-                    })
+                    .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
                     .collect();
                 for chunk in resources.chunks(4000) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -114,7 +201,7 @@ macro_rules! sql_store_audit {
                     query.push_values(chunk, |mut row, (seq, id)| {
                         row.push_bind(*seq).push_bind(*id);
                     });
-                    query.build().execute(&mut *tx).await?;
+                    query.build().execute(&mut **tx).await?;
                 }
 
                 for chunk in nodes.chunks(4000) {
@@ -123,25 +210,116 @@ macro_rules! sql_store_audit {
                     query.push_values(chunk, |mut row, (node, hash)| {
                         row.push_bind(node.key()).push_bind(hash.to_vec());
                     });
-                    query.build().execute(&mut *tx).await?;
+                    query.build().execute(&mut **tx).await?;
                 }
-
-                let mut delete =
-                    sqlx::QueryBuilder::<$db>::new("DELETE FROM audit_pending WHERE id IN (");
-                let mut ids = delete.separated(", ");
-                for (id, ..) in &pending {
-                    ids.push_bind(*id);
-                }
-                delete.push(")");
-                delete.build().execute(&mut *tx).await?;
 
                 sqlx::query("UPDATE audit_head SET size = $1, root = $2 WHERE id = 1")
                     .bind(frontier.size() as i64)
                     .bind(frontier.root().to_vec())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
+                Ok(frontier)
+            }
+
+            /// Takes the tree head and up to `limit` pending entries (the writes' entries, in
+            /// id order) inside `tx`; they stay pending until [`Self::drop_pending`].
+            async fn lock_head(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                limit: u32,
+            ) -> Result<$crate::store::audit::LockedHead, $crate::store::StoreError> {
+                use $crate::store::StoreError;
+
+                let (size, root, waiting): (i64, Vec<u8>, bool) =
+                    sqlx::query_as(Self::LOCK_AUDIT_HEAD)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let root = root
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("audit root".into()))?;
+                let pending = if waiting {
+                    sqlx::query_as(
+                        "SELECT id, entry, time_us, agency, method, decision, status_code, \
+                         is_write, resources FROM audit_pending ORDER BY id LIMIT $1",
+                    )
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut **tx)
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                Ok($crate::store::audit::LockedHead {
+                    size: size.max(0) as u64,
+                    root,
+                    pending,
+                })
+            }
+
+            async fn drop_pending(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                pending: &[$crate::store::audit::PendingRow],
+            ) -> Result<(), $crate::store::StoreError> {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let mut delete =
+                    sqlx::QueryBuilder::<$db>::new("DELETE FROM audit_pending WHERE id IN (");
+                let mut ids = delete.separated(", ");
+                for row in pending {
+                    ids.push_bind(row.id);
+                }
+                delete.push(")");
+                delete.build().execute(&mut **tx).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::AuditStore for $store {
+            async fn append_audit(
+                &self,
+                entries: &[$crate::audit::PendingEntry],
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::audit::{LogRow, PENDING_TAKEN_BY_APPEND};
+
+                // The entries go straight into the log, after the writes' entries waiting for
+                // the sequencer: one transaction instead of a pending row now and a sequencer
+                // round later, and the log keeps the order in which calls were recorded.
+                let mut tx = self.begin_write().await?;
+                let head = Self::lock_head(&mut tx, PENDING_TAKEN_BY_APPEND).await?;
+                let rows: Vec<LogRow<'_>> = head
+                    .pending
+                    .iter()
+                    .map(LogRow::from)
+                    .chain(entries.iter().map(LogRow::from))
+                    .collect();
+                let frontier = self.extend_log(&mut tx, &head, &rows).await?;
+                Self::drop_pending(&mut tx, &head.pending).await?;
                 tx.commit().await?;
-                Ok(pending.len() as u64)
+                self.frontier.keep(frontier);
+                Ok(())
+            }
+
+            async fn sequence_audit(&self, limit: u32) -> Result<u64, $crate::store::StoreError> {
+                use $crate::store::audit::LogRow;
+
+                // Most rounds find nothing to do: find that out without taking the lock.
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
+                    .fetch_optional(self.reader())
+                    .await?;
+                if waiting.is_none() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_sequencing().await?;
+                let head = Self::lock_head(&mut tx, limit).await?;
+                if head.pending.is_empty() {
+                    return Ok(0);
+                }
+                let rows: Vec<LogRow<'_>> = head.pending.iter().map(LogRow::from).collect();
+                let frontier = self.extend_log(&mut tx, &head, &rows).await?;
+                Self::drop_pending(&mut tx, &head.pending).await?;
+                tx.commit().await?;
+                self.frontier.keep(frontier);
+                Ok(head.pending.len() as u64)
             }
 
             async fn audit_head(

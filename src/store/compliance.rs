@@ -835,7 +835,7 @@ macro_rules! sql_store_compliance {
                 if waiting.is_none() {
                     return Ok((0, 0));
                 }
-                let mut tx = self.begin_write().await?;
+                let mut tx = self.begin_sequencing().await?;
                 let head: i64 = sqlx::query_scalar(Self::LOCK_FEED_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;

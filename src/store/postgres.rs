@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::StoreError;
+use super::audit::FrontierCache;
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
@@ -14,11 +15,13 @@ use super::compliance::{
 
 pub struct PostgresStore {
     pool: PgPool,
+    frontier: FrontierCache,
 }
 
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
-    const LOCK_AUDIT_HEAD: &'static str = "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE";
+    const LOCK_AUDIT_HEAD: &'static str = "SELECT size, root, EXISTS (SELECT 1 FROM audit_pending) \
+         FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1 FOR UPDATE";
     // Concurrent report batches for one employer take turns, so versions never collide.
     // A batch's lookups go by employer id and must use the indexes even while the batch itself
@@ -38,7 +41,10 @@ impl PostgresStore {
             .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            frontier: FrontierCache::default(),
+        })
     }
 
     fn writer(&self) -> &PgPool {
@@ -46,6 +52,13 @@ impl PostgresStore {
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Starts a sequencer's transaction. Unlike SQLite's, its commit stays synchronous: pending
+    /// ids come from a sequence, so replicas commit them out of order, and a round lost in a
+    /// crash could be done again in a different order than a checkpoint already published.
+    async fn begin_sequencing(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
 

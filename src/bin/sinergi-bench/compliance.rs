@@ -456,5 +456,6 @@ async fn feed_latency(
         errors: 0,
         elapsed: started.elapsed(),
         latencies,
+        cpu: None,
     })
 }

@@ -33,6 +33,10 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+// The server in the bench allocates as `sinergi serve` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Backend {
     Sqlite,
@@ -85,6 +89,8 @@ struct Measurement {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time the whole process (client and server) spent during the run, when known.
+    cpu: Option<Duration>,
 }
 
 impl Measurement {
@@ -99,6 +105,23 @@ impl Measurement {
         let rank = ((self.latencies.len() - 1) as f64 * p).round() as usize;
         self.latencies[rank]
     }
+
+    /// Microseconds of CPU per call: unlike calls per second, it does not move when other
+    /// work on the machine takes cores away from the run.
+    fn cpu_us_per_call(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.calls > 0).then(|| cpu.as_secs_f64() * 1e6 / self.calls as f64)
+    }
+}
+
+/// CPU time (user and system) this process has used so far (Linux).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in USER_HZ, 100 on every Linux platform Rust supports.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Runs `call` with `concurrency` calls in flight for `duration`, round-robin over `channels`.
@@ -114,6 +137,7 @@ where
     Fut: Future<Output = Result<(), tonic::Status>> + Send,
 {
     let call = Arc::new(call);
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..concurrency)
@@ -144,6 +168,9 @@ where
         errors += failed;
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     latencies.sort_unstable();
     Measurement {
         name,
@@ -151,6 +178,7 @@ where
         errors,
         elapsed,
         latencies,
+        cpu,
     }
 }
 
@@ -242,13 +270,23 @@ async fn load(
 
 fn report(measurements: &[Measurement]) {
     let baseline = measurements[0].per_second();
+    let baseline_cpu = measurements[0].cpu_us_per_call();
     println!(
-        "{:<28} {:>10} {:>12} {:>10} {:>10} {:>8} {:>8}",
-        "workload", "calls", "calls/s", "p50 ms", "p99 ms", "errors", "ratio"
+        "{:<28} {:>10} {:>12} {:>10} {:>10} {:>8} {:>8} {:>12} {:>10}",
+        "workload",
+        "calls",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "ratio",
+        "cpu µs/call",
+        "cpu ratio"
     );
     for m in measurements {
+        let cpu = m.cpu_us_per_call();
         println!(
-            "{:<28} {:>10} {:>12.0} {:>10.3} {:>10.3} {:>8} {:>8.3}",
+            "{:<28} {:>10} {:>12.0} {:>10.3} {:>10.3} {:>8} {:>8.3} {:>12.1} {:>10.3}",
             m.name,
             m.calls,
             m.per_second(),
@@ -256,6 +294,12 @@ fn report(measurements: &[Measurement]) {
             m.percentile(0.99).as_secs_f64() * 1e3,
             m.errors,
             m.per_second() / baseline,
+            cpu.unwrap_or(f64::NAN),
+            // Calls per CPU second against the baseline's: the ratio the machine would show
+            // with the run to itself.
+            baseline_cpu
+                .zip(cpu)
+                .map_or(f64::NAN, |(base, own)| base / own),
         );
     }
 }
