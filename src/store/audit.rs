@@ -47,9 +47,6 @@ pub(super) struct LockedHead {
 /// entries is left to the sequencer rather than making one call wait for all of it.
 pub(super) const PENDING_TAKEN_BY_APPEND: u32 = 500;
 
-/// Log rows per insert statement: keeps a statement under SQLite's limit of bound parameters.
-pub(super) const LOG_ROWS_PER_STATEMENT: usize = 1000;
-
 /// An entry written with its data change, waiting to be numbered.
 #[derive(sqlx::FromRow)]
 pub(super) struct PendingRow {
@@ -167,57 +164,7 @@ macro_rules! sql_store_audit {
                     nodes.extend(frontier.append(leaf_hash(row.entry)));
                 }
 
-                let seq = |offset: usize| (size + offset as u64) as i64;
-                for (first, chunk) in (0..rows.len())
-                    .step_by($crate::store::audit::LOG_ROWS_PER_STATEMENT)
-                    .zip(rows.chunks($crate::store::audit::LOG_ROWS_PER_STATEMENT))
-                {
-                    let mut log = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
-                         status_code, is_write) ",
-                    );
-                    log.push_values(chunk.iter().enumerate(), |mut row, (offset, r)| {
-                        row.push_bind(seq(first + offset))
-                            .push_bind(r.entry)
-                            .push_bind(r.time_us)
-                            .push_bind(r.agency)
-                            .push_bind(r.method)
-                            .push_bind(r.decision)
-                            .push_bind(r.status_code)
-                            .push_bind(r.is_write);
-                    });
-                    log.build().execute(&mut **tx).await?;
-                }
-
-                let resources: Vec<(i64, &str)> = rows
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
-                    .collect();
-                for chunk in resources.chunks(4000) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO audit_resources (seq, resource_id) ",
-                    );
-                    query.push_values(chunk, |mut row, (seq, id)| {
-                        row.push_bind(*seq).push_bind(*id);
-                    });
-                    query.build().execute(&mut **tx).await?;
-                }
-
-                for chunk in nodes.chunks(4000) {
-                    let mut query =
-                        sqlx::QueryBuilder::<$db>::new("INSERT INTO audit_nodes (key, hash) ");
-                    query.push_values(chunk, |mut row, (node, hash)| {
-                        row.push_bind(node.key()).push_bind(hash.to_vec());
-                    });
-                    query.build().execute(&mut **tx).await?;
-                }
-
-                sqlx::query("UPDATE audit_head SET size = $1, root = $2 WHERE id = 1")
-                    .bind(frontier.size() as i64)
-                    .bind(frontier.root().to_vec())
-                    .execute(&mut **tx)
-                    .await?;
+                Self::write_log(tx, size, rows, &nodes, &frontier).await?;
                 Ok(frontier)
             }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::StoreError;
-use super::audit::FrontierCache;
+use super::audit::{FrontierCache, LogRow};
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
 };
+use crate::audit::merkle::{Frontier, Hash, NodeId};
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -80,6 +81,56 @@ impl PostgresStore {
     // Multi-row writes bind one array per column and UNNEST them: the statement has the same
     // dozen parameters whatever the number of rows, so PostgreSQL plans it once, where a VALUES
     // list would carry thousands of parameters to parse and plan on every batch.
+
+    /// Writes log rows numbered from `first_seq`, their resources, the tree nodes they
+    /// complete and the new head, in one statement: an append holds the tree head for as
+    /// long as it takes, so it makes one round trip here instead of four.
+    async fn write_log(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        first_seq: u64,
+        rows: &[LogRow<'_>],
+        nodes: &[(NodeId, Hash)],
+        frontier: &Frontier,
+    ) -> Result<(), StoreError> {
+        let seq = |offset: usize| (first_seq + offset as u64) as i64;
+        let (resource_seqs, resource_ids): (Vec<i64>, Vec<&str>) = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
+            .unzip();
+        sqlx::query(
+            "WITH log AS (INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
+             status_code, is_write) SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], \
+             $4::text[], $5::text[], $6::text[], $7::int4[], $8::bool[])), \
+             resources AS (INSERT INTO audit_resources (seq, resource_id) \
+             SELECT * FROM UNNEST($9::int8[], $10::text[])), \
+             nodes AS (INSERT INTO audit_nodes (key, hash) \
+             SELECT * FROM UNNEST($11::int8[], $12::bytea[])) \
+             UPDATE audit_head SET size = $13, root = $14 WHERE id = 1",
+        )
+        .bind((0..rows.len()).map(seq).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.entry).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.time_us).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.agency).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.method).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.decision).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status_code).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.is_write).collect::<Vec<_>>())
+        .bind(resource_seqs)
+        .bind(resource_ids)
+        .bind(nodes.iter().map(|(node, _)| node.key()).collect::<Vec<_>>())
+        .bind(
+            nodes
+                .iter()
+                .map(|(_, hash)| hash.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(frontier.size() as i64)
+        .bind(frontier.root().as_slice())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 
     /// Inserts report rows with one statement.
     async fn write_report_rows(

@@ -12,12 +12,17 @@ use sqlx::{
 };
 
 use super::StoreError;
-use super::audit::FrontierCache;
+use super::audit::{FrontierCache, LogRow};
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
 };
+use crate::audit::merkle::{Frontier, Hash, NodeId};
 use crate::config::DatabaseConfig;
+
+/// Audit log rows per insert statement: keeps a statement under SQLite's limit of bound
+/// parameters.
+const LOG_ROWS_PER_STATEMENT: usize = 1000;
 
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -108,6 +113,69 @@ impl SqliteStore {
         self.writer
             .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
             .await
+    }
+
+    /// Writes log rows numbered from `first_seq`, their resources, the tree nodes they
+    /// complete and the new head.
+    async fn write_log(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        first_seq: u64,
+        rows: &[LogRow<'_>],
+        nodes: &[(NodeId, Hash)],
+        frontier: &Frontier,
+    ) -> Result<(), StoreError> {
+        let seq = |offset: usize| (first_seq + offset as u64) as i64;
+        for (first, chunk) in (0..rows.len())
+            .step_by(LOG_ROWS_PER_STATEMENT)
+            .zip(rows.chunks(LOG_ROWS_PER_STATEMENT))
+        {
+            let mut log = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
+                 status_code, is_write) ",
+            );
+            log.push_values(chunk.iter().enumerate(), |mut row, (offset, r)| {
+                row.push_bind(seq(first + offset))
+                    .push_bind(r.entry)
+                    .push_bind(r.time_us)
+                    .push_bind(r.agency)
+                    .push_bind(r.method)
+                    .push_bind(r.decision)
+                    .push_bind(r.status_code)
+                    .push_bind(r.is_write);
+            });
+            log.build().execute(&mut **tx).await?;
+        }
+
+        let resources: Vec<(i64, &str)> = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
+            .collect();
+        for chunk in resources.chunks(4000) {
+            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit_resources (seq, resource_id) ",
+            );
+            query.push_values(chunk, |mut row, (seq, id)| {
+                row.push_bind(*seq).push_bind(*id);
+            });
+            query.build().execute(&mut **tx).await?;
+        }
+
+        for chunk in nodes.chunks(4000) {
+            let mut query =
+                sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO audit_nodes (key, hash) ");
+            query.push_values(chunk, |mut row, (node, hash)| {
+                row.push_bind(node.key()).push_bind(hash.as_slice());
+            });
+            query.build().execute(&mut **tx).await?;
+        }
+
+        sqlx::query("UPDATE audit_head SET size = $1, root = $2 WHERE id = 1")
+            .bind(frontier.size() as i64)
+            .bind(frontier.root().as_slice())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Appends ` IN (…)` matching any of `values`.
