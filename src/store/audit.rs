@@ -74,6 +74,17 @@ pub(super) struct LogRow<'a> {
     pub resources: Vec<&'a str>,
 }
 
+/// Each row's resources as (sequence number, resource id), the rows numbered from `first_seq`.
+pub(super) fn numbered_resources<'a>(
+    first_seq: u64,
+    rows: &'a [LogRow<'a>],
+) -> impl Iterator<Item = (i64, &'a str)> + 'a {
+    rows.iter().zip(first_seq..).flat_map(|(row, seq)| {
+        let seq = seq as i64;
+        row.resources.iter().map(move |id| (seq, *id))
+    })
+}
+
 impl<'a> From<&'a PendingRow> for LogRow<'a> {
     fn from(row: &'a PendingRow) -> Self {
         Self {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
 
 use super::StoreError;
-use super::audit::{FrontierCache, LogRow};
+use super::audit::{FrontierCache, LogRow, numbered_resources};
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
@@ -93,11 +93,8 @@ impl PostgresStore {
         frontier: &Frontier,
     ) -> Result<(), StoreError> {
         let seq = |offset: usize| (first_seq + offset as u64) as i64;
-        let (resource_seqs, resource_ids): (Vec<i64>, Vec<&str>) = rows
-            .iter()
-            .enumerate()
-            .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
-            .unzip();
+        let (resource_seqs, resource_ids): (Vec<i64>, Vec<&str>) =
+            numbered_resources(first_seq, rows).unzip();
         sqlx::query(
             "WITH log AS (INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
              status_code, is_write) SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], \

@@ -12,7 +12,7 @@ use sqlx::{
 };
 
 use super::StoreError;
-use super::audit::{FrontierCache, LogRow};
+use super::audit::{FrontierCache, LogRow, numbered_resources};
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
@@ -146,11 +146,7 @@ impl SqliteStore {
             log.build().execute(&mut **tx).await?;
         }
 
-        let resources: Vec<(i64, &str)> = rows
-            .iter()
-            .enumerate()
-            .flat_map(|(offset, r)| r.resources.iter().map(move |id| (seq(offset), *id)))
-            .collect();
+        let resources: Vec<(i64, &str)> = numbered_resources(first_seq, rows).collect();
         for chunk in resources.chunks(4000) {
             let mut query = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_resources (seq, resource_id) ",
