@@ -16,11 +16,6 @@ use sinergi::{
 };
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
-// glibc's allocator spends a tenth of a busy server's time in malloc and free under many
-// threads; mimalloc's thread-local free lists do not.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "sinergi",
