@@ -36,6 +36,12 @@ impl FrontierCache {
     }
 }
 
+/// The tree head's root hash as stored.
+pub(super) fn stored_root(root: Vec<u8>) -> Result<Hash, super::StoreError> {
+    root.try_into()
+        .map_err(|_| super::StoreError::Corrupt("audit root".into()))
+}
+
 /// The tree head as a transaction that is about to extend the log locked it.
 pub(super) struct LockedHead {
     pub size: u64,
@@ -146,37 +152,46 @@ macro_rules! sql_store_audit {
         }
 
         impl $store {
-            /// Numbers `rows` after the entries already in the log, inside `tx` (which holds
-            /// the tree head): the entries with their searchable columns and resources, the
-            /// tree nodes they complete, and the new head, returned for
-            /// [`FrontierCache::keep`](crate::store::audit::FrontierCache::keep) once `tx`
-            /// commits.
-            async fn extend_log(
+            /// Numbers the pending entries `head` took, then `entries`, after the entries
+            /// already in the log, and commits `tx` (which holds the tree head): the entries
+            /// with their searchable columns and resources, the tree nodes they complete, the
+            /// new head, and the pending rows gone.
+            async fn commit_to_log(
                 &self,
-                tx: &mut sqlx::Transaction<'_, $db>,
+                mut tx: sqlx::Transaction<'_, $db>,
                 head: &$crate::store::audit::LockedHead,
-                rows: &[$crate::store::audit::LogRow<'_>],
-            ) -> Result<$crate::audit::merkle::Frontier, $crate::store::StoreError> {
+                entries: &[$crate::audit::PendingEntry],
+            ) -> Result<(), $crate::store::StoreError> {
                 use $crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
                 use $crate::store::StoreError;
+                use $crate::store::audit::LogRow;
 
+                let rows: Vec<LogRow<'_>> = head
+                    .pending
+                    .iter()
+                    .map(LogRow::from)
+                    .chain(entries.iter().map(LogRow::from))
+                    .collect();
                 let size = head.size;
                 let mut frontier = match self.frontier.at(size, &head.root) {
                     Some(frontier) => frontier,
                     None => {
-                        let stored = Self::fetch_nodes(tx, &Frontier::nodes(size)).await?;
+                        let stored = Self::fetch_nodes(&mut tx, &Frontier::nodes(size)).await?;
                         Frontier::load(size, &stored).ok_or_else(|| {
                             StoreError::Corrupt(format!("audit tree frontier at size {size}"))
                         })?
                     }
                 };
                 let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(rows.len() * 2);
-                for row in rows {
+                for row in &rows {
                     nodes.extend(frontier.append(leaf_hash(row.entry)));
                 }
 
-                Self::write_log(tx, size, rows, &nodes, &frontier).await?;
-                Ok(frontier)
+                Self::write_log(&mut tx, size, &rows, &nodes, &frontier).await?;
+                Self::drop_pending(&mut tx, &head.pending).await?;
+                tx.commit().await?;
+                self.frontier.keep(frontier);
+                Ok(())
             }
 
             /// Takes the tree head and up to `limit` pending entries (the writes' entries, in
@@ -185,15 +200,11 @@ macro_rules! sql_store_audit {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 limit: u32,
             ) -> Result<$crate::store::audit::LockedHead, $crate::store::StoreError> {
-                use $crate::store::StoreError;
-
                 let (size, root, waiting): (i64, Vec<u8>, bool) =
                     sqlx::query_as(Self::LOCK_AUDIT_HEAD)
                         .fetch_one(&mut **tx)
                         .await?;
-                let root = root
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("audit root".into()))?;
+                let root = $crate::store::audit::stored_root(root)?;
                 let pending = if waiting {
                     sqlx::query_as(
                         "SELECT id, entry, time_us, agency, method, decision, status_code, \
@@ -237,29 +248,16 @@ macro_rules! sql_store_audit {
                 &self,
                 entries: &[$crate::audit::PendingEntry],
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::audit::{LogRow, PENDING_TAKEN_BY_APPEND};
-
                 // The entries go straight into the log, after the writes' entries waiting for
                 // the sequencer: one transaction instead of a pending row now and a sequencer
                 // round later, and the log keeps the order in which calls were recorded.
                 let mut tx = self.begin_write().await?;
-                let head = Self::lock_head(&mut tx, PENDING_TAKEN_BY_APPEND).await?;
-                let rows: Vec<LogRow<'_>> = head
-                    .pending
-                    .iter()
-                    .map(LogRow::from)
-                    .chain(entries.iter().map(LogRow::from))
-                    .collect();
-                let frontier = self.extend_log(&mut tx, &head, &rows).await?;
-                Self::drop_pending(&mut tx, &head.pending).await?;
-                tx.commit().await?;
-                self.frontier.keep(frontier);
-                Ok(())
+                let head =
+                    Self::lock_head(&mut tx, $crate::store::audit::PENDING_TAKEN_BY_APPEND).await?;
+                self.commit_to_log(tx, &head, entries).await
             }
 
             async fn sequence_audit(&self, limit: u32) -> Result<u64, $crate::store::StoreError> {
-                use $crate::store::audit::LogRow;
-
                 // Most rounds find nothing to do: find that out without taking the lock.
                 let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
                     .fetch_optional(self.reader())
@@ -272,11 +270,7 @@ macro_rules! sql_store_audit {
                 if head.pending.is_empty() {
                     return Ok(0);
                 }
-                let rows: Vec<LogRow<'_>> = head.pending.iter().map(LogRow::from).collect();
-                let frontier = self.extend_log(&mut tx, &head, &rows).await?;
-                Self::drop_pending(&mut tx, &head.pending).await?;
-                tx.commit().await?;
-                self.frontier.keep(frontier);
+                self.commit_to_log(tx, &head, &[]).await?;
                 Ok(head.pending.len() as u64)
             }
 
@@ -287,10 +281,7 @@ macro_rules! sql_store_audit {
                     sqlx::query_as("SELECT size, root FROM audit_head WHERE id = 1")
                         .fetch_one(self.reader())
                         .await?;
-                let root = root
-                    .try_into()
-                    .map_err(|_| $crate::store::StoreError::Corrupt("audit root".into()))?;
-                Ok((size as u64, root))
+                Ok((size as u64, $crate::store::audit::stored_root(root)?))
             }
 
             async fn audit_nodes(
