@@ -16,7 +16,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::audit::{
     layer::AuditLayer,
-    writer::{AuditWriter, Sequencer},
+    writer::{AuditWriter, Sequencer, index_audit_records},
 };
 use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
 use crate::config::{Config, HealthConfig};
@@ -38,6 +38,7 @@ use crate::proto::{
     referral_service_server::ReferralServiceServer, sanction_service_server::SanctionServiceServer,
 };
 use crate::store::{self, Store, StoreError};
+use crate::task::AbortOnDrop;
 use crate::tls;
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +200,8 @@ impl App {
             std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
             Arc::clone(&feed),
         )));
+        let _record_indexer =
+            AbortOnDrop(tokio::spawn(index_audit_records(Arc::clone(&self.store))));
 
         let _purge = AbortOnDrop(tokio::spawn(purge_idempotency_keys(
             Arc::clone(&self.store),
@@ -419,12 +422,4 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

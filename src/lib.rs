@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod store;
+pub mod task;
 pub mod telemetry;
 pub mod tls;
 

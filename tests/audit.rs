@@ -486,6 +486,205 @@ async fn roots_are_identical_on_sqlite_and_postgresql() {
     }
 }
 
+/// Entry `i` of the record searches: every third agency's, touching two records, every fourth
+/// one a write.
+fn record_entry(i: u64) -> PendingEntry {
+    let write = i.is_multiple_of(4);
+    let entry = proto::AuditEntry {
+        time_unix_micros: 1_700_000_000_000_000 + i as i64,
+        agency_id: format!("agency-{}", i % 3),
+        method: if write {
+            "/sinergi.v1.EmployerService/UpdateEmployer".into()
+        } else {
+            "/sinergi.v1.EmployerService/GetEmployer".into()
+        },
+        decision: proto::Decision::Allowed.into(),
+        resource_ids: vec![format!("record-{}", i % 5), format!("other-{}", i % 11)],
+        request_sha256: if write { vec![7; 32] } else { Vec::new() },
+        ..Default::default()
+    };
+    PendingEntry::from_entry(&entry)
+}
+
+/// What a search by record and one limited to an agency's view must find among entries
+/// `entries` (numbered from 0), worked out from the entries themselves.
+fn expected_searches(entries: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let decoded: Vec<proto::AuditEntry> = entries
+        .iter()
+        .map(|&i| proto::AuditEntry::decode(record_entry(i).bytes.as_slice()).unwrap())
+        .collect();
+    let by_record = (0..entries.len() as u64)
+        .filter(|&seq| {
+            decoded[seq as usize]
+                .resource_ids
+                .contains(&"record-2".to_owned())
+        })
+        .collect();
+    let changed: HashSet<&String> = decoded
+        .iter()
+        .filter(|e| e.agency_id == "agency-1" && !e.request_sha256.is_empty())
+        .flat_map(|e| &e.resource_ids)
+        .collect();
+    let visible = (0..entries.len() as u64)
+        .filter(|&seq| {
+            let entry = &decoded[seq as usize];
+            entry.agency_id == "agency-1" || entry.resource_ids.iter().any(|r| changed.contains(r))
+        })
+        .collect();
+    (by_record, visible)
+}
+
+/// Both searches, read in pages of 7 so that pages start on either side of the record index's
+/// horizon.
+async fn searches(store: &dyn store::Store) -> (Vec<u64>, Vec<u64>) {
+    let mut results = Vec::new();
+    for filter in [
+        store::AuditFilter {
+            resource_id: Some("record-2".into()),
+            ..Default::default()
+        },
+        store::AuditFilter {
+            visible_to: Some("agency-1".into()),
+            ..Default::default()
+        },
+    ] {
+        let mut found = Vec::new();
+        loop {
+            let page = store
+                .list_audit_events(&filter, found.last().copied(), 7)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            found.extend(page.into_iter().map(|(seq, _)| seq));
+        }
+        results.push(found);
+    }
+    (results.remove(0), results.remove(0))
+}
+
+/// Searches by record find the same entries whether the record index (which SQLite fills after
+/// the append) covers none of them, some or all.
+async fn searches_by_record_do_not_depend_on_the_index(config: Config) {
+    let store = store::connect(&config).await.unwrap();
+    store.migrate().await.unwrap();
+    let entries: Vec<u64> = (0..300).collect();
+    for chunk in entries.chunks(64) {
+        let batch: Vec<PendingEntry> = chunk.iter().map(|&i| record_entry(i)).collect();
+        store.append_audit(&batch).await.unwrap();
+    }
+    let expected = expected_searches(&entries);
+    assert!(!expected.0.is_empty() && expected.1.len() > expected.0.len());
+
+    assert_eq!(searches(store.as_ref()).await, expected, "nothing indexed");
+    store.index_audit_records(137).await.unwrap();
+    assert_eq!(searches(store.as_ref()).await, expected, "partly indexed");
+    while store.index_audit_records(100).await.unwrap() > 0 {}
+    assert_eq!(searches(store.as_ref()).await, expected, "all indexed");
+}
+
+mod record_searches {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        searches_by_record_do_not_depend_on_the_index(Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let database = common::TestDatabase::create().await;
+        searches_by_record_do_not_depend_on_the_index(Config {
+            database_url: Some(database.url().to_owned()),
+            ..Config::default()
+        })
+        .await;
+    }
+}
+
+/// `VACUUM INTO`: a consistent copy of a live SQLite file.
+async fn copy_sqlite_file(from: &std::path::Path, to: &std::path::Path) {
+    use sqlx::Connection;
+    let mut connection = sqlx::SqliteConnection::connect(&format!("sqlite://{}", from.display()))
+        .await
+        .unwrap();
+    sqlx::query("VACUUM INTO $1")
+        .bind(to.display().to_string())
+        .execute(&mut connection)
+        .await
+        .unwrap();
+}
+
+fn sqlite_config(database: &std::path::Path) -> Config {
+    Config {
+        database_url: Some(format!("sqlite://{}", database.display())),
+        ..Config::default()
+    }
+}
+
+/// A record index is only used with the log it was built from: one that has indexed entries a
+/// restored log no longer holds is rebuilt, one that matches is kept.
+#[tokio::test]
+async fn a_record_index_is_kept_only_with_its_own_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let index_of = |database: &std::path::Path| {
+        std::path::PathBuf::from(format!("{}-audit-index", database.display()))
+    };
+    let store = store::connect(&sqlite_config(&live)).await.unwrap();
+    store.migrate().await.unwrap();
+    let first: Vec<PendingEntry> = (0..60).map(record_entry).collect();
+    store.append_audit(&first).await.unwrap();
+    while store.index_audit_records(1000).await.unwrap() > 0 {}
+
+    // A consistent pair: the log and the index that covers all of it.
+    let matching = dir.path().join("matching.db");
+    copy_sqlite_file(&live, &matching).await;
+    copy_sqlite_file(&index_of(&live), &index_of(&matching)).await;
+
+    // A backup of the log at 60 entries, restored next to an index of 100.
+    let backup = dir.path().join("backup.db");
+    copy_sqlite_file(&live, &backup).await;
+    let more: Vec<PendingEntry> = (60..100).map(record_entry).collect();
+    store.append_audit(&more).await.unwrap();
+    while store.index_audit_records(1000).await.unwrap() > 0 {}
+    copy_sqlite_file(&index_of(&live), &index_of(&backup)).await;
+
+    let kept = store::connect(&sqlite_config(&matching)).await.unwrap();
+    assert_eq!(
+        kept.index_audit_records(1000).await.unwrap(),
+        0,
+        "a matching index is kept"
+    );
+    assert_eq!(
+        searches(kept.as_ref()).await,
+        expected_searches(&(0..60).collect::<Vec<_>>())
+    );
+
+    // The restored log goes on with other entries than the live one did.
+    let restored = store::connect(&sqlite_config(&backup)).await.unwrap();
+    let other: Vec<u64> = (0..60).chain(501..541).collect();
+    assert_ne!(
+        expected_searches(&other),
+        expected_searches(&(0..100).collect::<Vec<_>>()),
+        "the restored log's entries differ in what the searches find"
+    );
+    let diverging: Vec<PendingEntry> = other[60..].iter().map(|&i| record_entry(i)).collect();
+    restored.append_audit(&diverging).await.unwrap();
+    assert_eq!(
+        restored.index_audit_records(1000).await.unwrap(),
+        100,
+        "a stale index is rebuilt from the first entry"
+    );
+    assert_eq!(searches(restored.as_ref()).await, expected_searches(&other));
+}
+
 /// 64 callers on two servers sharing one PostgreSQL database: the log numbers entries without
 /// gaps or repeats, and every call appears exactly once.
 #[tokio::test]

@@ -25,6 +25,13 @@ const SEQUENCE_BATCH: u32 = 500;
 /// Feed events numbered by one transaction at most; feed rows are cheap to move (no tree).
 const FEED_SEQUENCE_BATCH: u32 = 10_000;
 
+/// Entries whose records one round of [`index_audit_records`] indexes at most.
+const INDEX_BATCH: u32 = 10_000;
+/// How long [`index_audit_records`] rests once it has caught up with the log: searches by
+/// record read the entries it has not reached yet straight from the log, so the pause costs
+/// them a short scan, never a missed entry.
+const INDEX_IDLE: Duration = Duration::from_millis(100);
+
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 
 #[derive(Clone)]
@@ -118,5 +125,19 @@ impl Sequencer {
                 }
             }
         }
+    }
+}
+
+/// Keeps the store's record index (which entries touched which record) caught up with the log
+/// where the store builds it apart from the append; see
+/// [`AuditStore::index_audit_records`](crate::store::AuditStore::index_audit_records).
+pub async fn index_audit_records(store: Arc<dyn Store>) {
+    loop {
+        match store.index_audit_records(INDEX_BATCH).await {
+            Ok(indexed) if indexed == u64::from(INDEX_BATCH) => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot index the records of audit entries"),
+        }
+        tokio::time::sleep(INDEX_IDLE).await;
     }
 }

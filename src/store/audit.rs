@@ -3,7 +3,9 @@
 //! `LOCK_AUDIT_HEAD`, the statement that reads the tree head (size, root, whether entries are
 //! pending) and, on PostgreSQL, locks it so only one replica extends the log at a time (SQLite
 //! write transactions hold the file's write lock), and `begin_sequencing`, the transaction a
-//! sequencer round runs in.
+//! sequencer round runs in, `push_entries_touching` and `push_records_changed_by`, the
+//! subqueries searches by record are made of, and `index_records`, which brings a record index
+//! built apart from the append up to date.
 
 use crate::audit::PendingEntry;
 use crate::audit::merkle::{Frontier, Hash};
@@ -259,9 +261,10 @@ macro_rules! sql_store_audit {
 
             async fn sequence_audit(&self, limit: u32) -> Result<u64, $crate::store::StoreError> {
                 // Most rounds find nothing to do: find that out without taking the lock.
-                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
-                    .fetch_optional(self.reader())
-                    .await?;
+                let waiting: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM audit_pending ORDER BY id LIMIT 1")
+                        .fetch_optional(self.reader())
+                        .await?;
                 if waiting.is_none() {
                     return Ok(0);
                 }
@@ -272,6 +275,13 @@ macro_rules! sql_store_audit {
                 }
                 self.commit_to_log(tx, &head, &[]).await?;
                 Ok(head.pending.len() as u64)
+            }
+
+            async fn index_audit_records(
+                &self,
+                limit: u32,
+            ) -> Result<u64, $crate::store::StoreError> {
+                self.index_records(limit).await
             }
 
             async fn audit_head(
@@ -288,7 +298,10 @@ macro_rules! sql_store_audit {
                 &self,
                 nodes: &[$crate::audit::merkle::NodeId],
             ) -> Result<
-                std::collections::HashMap<$crate::audit::merkle::NodeId, $crate::audit::merkle::Hash>,
+                std::collections::HashMap<
+                    $crate::audit::merkle::NodeId,
+                    $crate::audit::merkle::Hash,
+                >,
                 $crate::store::StoreError,
             > {
                 let mut tx = self.reader().begin().await?;
@@ -309,7 +322,10 @@ macro_rules! sql_store_audit {
                 .bind(end as i64)
                 .fetch_all(self.reader())
                 .await?;
-                Ok(rows.into_iter().map(|(seq, entry)| (seq as u64, entry)).collect())
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, entry)| (seq as u64, entry))
+                    .collect())
             }
 
             async fn list_audit_events(
@@ -327,10 +343,11 @@ macro_rules! sql_store_audit {
                     query.push(" AND method = ").push_bind(method.clone());
                 }
                 if let Some(resource) = &filter.resource_id {
-                    query
-                        .push(" AND seq IN (SELECT seq FROM audit_resources WHERE resource_id = ")
-                        .push_bind(resource.clone())
-                        .push(")");
+                    query.push(" AND seq IN (");
+                    Self::push_entries_touching(&mut query, &|records| {
+                        records.push_bind(resource.clone());
+                    });
+                    query.push(")");
                 }
                 if let Some(start) = filter.start_us {
                     query.push(" AND time_us >= ").push_bind(start);
@@ -346,22 +363,24 @@ macro_rules! sql_store_audit {
                     query
                         .push(" AND (agency = ")
                         .push_bind(viewer.clone())
-                        .push(
-                            " OR seq IN (SELECT r.seq FROM audit_resources r WHERE r.resource_id IN \
-                             (SELECT w.resource_id FROM audit_resources w JOIN audit_log l \
-                             ON l.seq = w.seq WHERE l.is_write = ",
-                        )
-                        .push_bind(true)
-                        .push(" AND l.decision = 'allowed' AND l.agency = ")
-                        .push_bind(viewer.clone())
-                        .push(")))");
+                        .push(" OR seq IN (");
+                    Self::push_entries_touching(&mut query, &|records| {
+                        Self::push_records_changed_by(records, viewer)
+                    });
+                    query.push("))");
                 }
                 if let Some(after) = after {
                     query.push(" AND seq > ").push_bind(after as i64);
                 }
-                query.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
-                let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(self.reader()).await?;
-                Ok(rows.into_iter().map(|(seq, entry)| (seq as u64, entry)).collect())
+                query
+                    .push(" ORDER BY seq LIMIT ")
+                    .push_bind(i64::from(limit));
+                let rows: Vec<(i64, Vec<u8>)> =
+                    query.build_query_as().fetch_all(self.reader()).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, entry)| (seq as u64, entry))
+                    .collect())
             }
         }
 
@@ -370,20 +389,25 @@ macro_rules! sql_store_audit {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 nodes: &[$crate::audit::merkle::NodeId],
             ) -> Result<
-                std::collections::HashMap<$crate::audit::merkle::NodeId, $crate::audit::merkle::Hash>,
+                std::collections::HashMap<
+                    $crate::audit::merkle::NodeId,
+                    $crate::audit::merkle::Hash,
+                >,
                 $crate::store::StoreError,
             > {
                 use $crate::audit::merkle::NodeId;
                 let mut found = std::collections::HashMap::with_capacity(nodes.len());
                 for chunk in nodes.chunks(500) {
-                    let mut query =
-                        sqlx::QueryBuilder::<$db>::new("SELECT key, hash FROM audit_nodes WHERE key IN (");
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT key, hash FROM audit_nodes WHERE key IN (",
+                    );
                     let mut keys = query.separated(", ");
                     for node in chunk {
                         keys.push_bind(node.key());
                     }
                     query.push(")");
-                    let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(&mut **tx).await?;
+                    let rows: Vec<(i64, Vec<u8>)> =
+                        query.build_query_as().fetch_all(&mut **tx).await?;
                     for (key, hash) in rows {
                         let hash = hash.try_into().map_err(|_| {
                             $crate::store::StoreError::Corrupt(format!("audit node {key}"))

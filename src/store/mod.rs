@@ -367,6 +367,11 @@ pub trait AuditStore: Send + Sync {
     /// returns how many it sequenced.
     async fn sequence_audit(&self, limit: u32) -> Result<u64, StoreError>;
 
+    /// Indexes the records touched by up to `limit` more entries, where the index is built
+    /// after the append (SQLite); returns how many entries it covered. Searches by record are
+    /// exact either way: they read entries past the index from the log itself.
+    async fn index_audit_records(&self, limit: u32) -> Result<u64, StoreError>;
+
     /// The tree's size and root.
     async fn audit_head(&self) -> Result<(u64, Hash), StoreError>;
 

@@ -2,6 +2,14 @@
 //! connection (SQLite has one writer at a time, and a dedicated writer avoids `SQLITE_BUSY`
 //! when a read transaction would otherwise upgrade), reads through a small pool that proceeds
 //! alongside the writer.
+//!
+//! The audit log's record index (which entries touched which record) lives in a second file,
+//! `<database>-audit-index`, with its own writer. Keyed by record, it puts each entry on a
+//! different page; in the main file those pages were most of what every group commit wrote and
+//! synced and every checkpoint copied back, on the one writer all calls wait for. The entry's
+//! row keeps its records (a JSON array), the index is filled from them in the background, and
+//! searches read the entries it has not reached from the log. It holds nothing else, so it is
+//! checked against the log when opened and rebuilt if it does not match (or is missing).
 
 use std::{path::Path, str::FromStr};
 
@@ -12,7 +20,7 @@ use sqlx::{
 };
 
 use super::StoreError;
-use super::audit::{FrontierCache, LogRow, numbered_resources};
+use super::audit::{FrontierCache, LogRow};
 use super::compliance::{
     FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
     StatusRow,
@@ -24,9 +32,27 @@ use crate::config::DatabaseConfig;
 /// parameters.
 const LOG_ROWS_PER_STATEMENT: usize = 1000;
 
+/// The record index's file. `indexed`: entries below this sequence number are in the index;
+/// `last_entry`: the entry just below it, which the log must still hold for the index to be
+/// the log's.
+const RECORD_INDEX_SCHEMA: &str = "\
+    CREATE TABLE IF NOT EXISTS audit_resource_index (\
+        resource_id TEXT NOT NULL, \
+        seq INTEGER NOT NULL, \
+        PRIMARY KEY (resource_id, seq)\
+    ) WITHOUT ROWID; \
+    CREATE TABLE IF NOT EXISTS audit_index_head (\
+        id INTEGER PRIMARY KEY CHECK (id = 1), \
+        indexed INTEGER NOT NULL, \
+        last_entry BLOB\
+    ); \
+    INSERT OR IGNORE INTO audit_index_head (id, indexed) VALUES (1, 0)";
+
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The record index's own connection, with the main file attached as `log` to read from.
+    record_index: SqlitePool,
     frontier: FrontierCache,
 }
 
@@ -74,17 +100,167 @@ impl SqliteStore {
             .acquire_timeout(config.acquire_timeout())
             .connect_with(options.clone())
             .await?;
+
+        let database = options.get_filename().to_string_lossy().into_owned();
+        let index_file = format!("{database}-audit-index");
+        // Not synced at commit: whatever a crash takes back is indexed again from the log.
+        let index_options = options
+            .clone()
+            .filename(&index_file)
+            .synchronous(SqliteSynchronous::Normal);
+        let record_index = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(config.acquire_timeout())
+            .after_connect({
+                let database = database.clone();
+                move |connection, _| {
+                    let database = database.clone();
+                    Box::pin(async move {
+                        sqlx::query("ATTACH DATABASE $1 AS log")
+                            .bind(database)
+                            .execute(connection)
+                            .await
+                            .map(drop)
+                    })
+                }
+            })
+            .connect_with(index_options)
+            .await?;
+        sqlx::raw_sql(RECORD_INDEX_SCHEMA)
+            .execute(&record_index)
+            .await?;
+        Self::check_record_index(&record_index).await?;
+
         let reader = SqlitePoolOptions::new()
             .max_connections(config.sqlite_readers.max(1))
             .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout())
+            .after_connect(move |connection, _| {
+                let index_file = index_file.clone();
+                Box::pin(async move {
+                    sqlx::query("ATTACH DATABASE $1 AS audit_index")
+                        .bind(index_file)
+                        .execute(connection)
+                        .await
+                        .map(drop)
+                })
+            })
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
             writer,
             reader,
+            record_index,
             frontier: FrontierCache::default(),
         })
+    }
+
+    /// Empties the record index unless the log still holds the entry the index last covered:
+    /// a log restored from a backup, or an index file copied from another database, must not
+    /// lend its records to these entries.
+    async fn check_record_index(record_index: &SqlitePool) -> Result<(), StoreError> {
+        let (indexed, last_entry): (i64, Option<Vec<u8>>) =
+            sqlx::query_as("SELECT indexed, last_entry FROM audit_index_head WHERE id = 1")
+                .fetch_one(record_index)
+                .await?;
+        if indexed == 0 {
+            return Ok(());
+        }
+        // An error (no log table yet, in a database not migrated) counts as a mismatch.
+        let in_log: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT entry FROM log.audit_log WHERE seq = $1")
+                .bind(indexed - 1)
+                .fetch_optional(record_index)
+                .await
+                .unwrap_or(None);
+        if in_log.is_some() && in_log == last_entry {
+            return Ok(());
+        }
+        tracing::warn!(
+            indexed,
+            "the audit record index does not match the log; indexing the log again"
+        );
+        sqlx::raw_sql(
+            "BEGIN; DELETE FROM audit_resource_index; \
+             UPDATE audit_index_head SET indexed = 0, last_entry = NULL WHERE id = 1; COMMIT",
+        )
+        .execute(record_index)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends the sequence numbers of entries that touched any of the records `records`
+    /// appends (a bound value or a subquery): the index's up to its horizon, and past it the
+    /// log's rows. The statement reads each file from one snapshot: if the index's is the
+    /// newer, it names entries the log's snapshot lacks, which the caller's query of the log
+    /// leaves out; if it is the older, the log's rows cover the difference.
+    fn push_entries_touching<'q>(
+        query: &mut sqlx::QueryBuilder<'q, Sqlite>,
+        records: &dyn Fn(&mut sqlx::QueryBuilder<'q, Sqlite>),
+    ) {
+        query.push("SELECT seq FROM audit_index.audit_resource_index WHERE resource_id IN (");
+        records(query);
+        query.push(
+            ") UNION ALL SELECT l.seq FROM audit_log l, json_each(l.resources) j \
+             WHERE l.seq >= (SELECT indexed FROM audit_index.audit_index_head WHERE id = 1) \
+             AND j.value IN (",
+        );
+        records(query);
+        query.push(")");
+    }
+
+    /// Appends the records `viewer` changed by an allowed write, read from the log's rows.
+    fn push_records_changed_by(query: &mut sqlx::QueryBuilder<'_, Sqlite>, viewer: &str) {
+        query
+            .push("SELECT j.value FROM audit_log l, json_each(l.resources) j WHERE l.is_write = ")
+            .push_bind(true)
+            .push(" AND l.decision = 'allowed' AND l.agency = ")
+            .push_bind(viewer.to_owned());
+    }
+
+    /// Indexes the records of up to `limit` entries past the index's horizon, in one
+    /// transaction of the index file (the log is only read).
+    async fn index_records(&self, limit: u32) -> Result<u64, StoreError> {
+        let mut tx = self.record_index.begin().await?;
+        // A write first, to take the index file's write lock before reading: another process
+        // on the same files indexing too makes this wait, where a read turning into a write
+        // would fail. (`BEGIN IMMEDIATE` would lock the attached log as well.)
+        let indexed: i64 = sqlx::query_scalar(
+            "UPDATE audit_index_head SET indexed = indexed WHERE id = 1 RETURNING indexed",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let end = indexed + i64::from(limit);
+        let last: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, entry FROM log.audit_log WHERE seq >= $1 AND seq < $2 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(indexed)
+        .bind(end)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((last_seq, last_entry)) = last else {
+            return Ok(0);
+        };
+        // In key order, so neighbouring records share page writes. OR IGNORE: a round the
+        // index file lost in a crash is done again over rows it may partly hold.
+        sqlx::query(
+            "INSERT OR IGNORE INTO audit_resource_index (resource_id, seq) \
+             SELECT j.value, l.seq FROM log.audit_log l, json_each(l.resources) j \
+             WHERE l.seq >= $1 AND l.seq <= $2 ORDER BY 1, 2",
+        )
+        .bind(indexed)
+        .bind(last_seq)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE audit_index_head SET indexed = $1, last_entry = $2 WHERE id = 1")
+            .bind(last_seq + 1)
+            .bind(last_entry)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((last_seq + 1 - indexed) as u64)
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -115,8 +291,8 @@ impl SqliteStore {
             .await
     }
 
-    /// Writes log rows numbered from `first_seq`, their resources, the tree nodes they
-    /// complete and the new head.
+    /// Writes log rows numbered from `first_seq` with their records, the tree nodes they
+    /// complete and the new head. The record index is filled later (`index_records`).
     async fn write_log(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
         first_seq: u64,
@@ -131,30 +307,28 @@ impl SqliteStore {
         {
             let mut log = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
-                 status_code, is_write) ",
+                 status_code, is_write, resources) ",
             );
-            log.push_values(chunk.iter().enumerate(), |mut row, (offset, r)| {
-                row.push_bind(seq(first + offset))
-                    .push_bind(r.entry)
-                    .push_bind(r.time_us)
-                    .push_bind(r.agency)
-                    .push_bind(r.method)
-                    .push_bind(r.decision)
-                    .push_bind(r.status_code)
-                    .push_bind(r.is_write);
-            });
+            let records = chunk
+                .iter()
+                .map(|r| serde_json::to_string(&r.resources))
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(|error| sqlx::Error::Encode(error.into()))?;
+            log.push_values(
+                chunk.iter().zip(records).enumerate(),
+                |mut row, (offset, (r, records))| {
+                    row.push_bind(seq(first + offset))
+                        .push_bind(r.entry)
+                        .push_bind(r.time_us)
+                        .push_bind(r.agency)
+                        .push_bind(r.method)
+                        .push_bind(r.decision)
+                        .push_bind(r.status_code)
+                        .push_bind(r.is_write)
+                        .push_bind(records);
+                },
+            );
             log.build().execute(&mut **tx).await?;
-        }
-
-        let resources: Vec<(i64, &str)> = numbered_resources(first_seq, rows).collect();
-        for chunk in resources.chunks(4000) {
-            let mut query = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit_resources (seq, resource_id) ",
-            );
-            query.push_values(chunk, |mut row, (seq, id)| {
-                row.push_bind(*seq).push_bind(*id);
-            });
-            query.build().execute(&mut **tx).await?;
         }
 
         for chunk in nodes.chunks(4000) {

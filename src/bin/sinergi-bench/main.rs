@@ -15,7 +15,10 @@ use std::{
 };
 
 use clap::{Parser, ValueEnum};
-use sinergi::audit::{PendingEntry, merkle, writer::AuditWriter};
+use sinergi::audit::{
+    PendingEntry, merkle,
+    writer::{AuditWriter, index_audit_records},
+};
 use sinergi::{
     app::App,
     auth::{Authenticator, bootstrap_admin, keys::SigningKey},
@@ -363,6 +366,9 @@ async fn audit_append(
         Arc::clone(&store),
         Arc::new(sinergi::metrics::Metrics::new()),
     );
+    // Where the store indexes records apart from the append, that work runs alongside, as
+    // it does in the server.
+    let indexer = tokio::spawn(index_audit_records(Arc::clone(&store)));
     let started = Instant::now();
     let deadline = started + duration;
     let callers: Vec<_> = (0..concurrency as u64)
@@ -389,6 +395,7 @@ async fn audit_append(
     }
     let elapsed = started.elapsed();
     task.abort();
+    indexer.abort();
     (total, elapsed)
 }
 
