@@ -285,9 +285,71 @@ async fn subscribers_receive_only_what_they_may_read(app: TestApp) {
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
+/// A batch's events are published when it commits, in the order of its items, the statuses
+/// they changed after them.
+async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
+    let watcher = watcher(&app).await;
+    let disnaker = reporter(&app, AgencyKind::Disnaker).await;
+    let id = employer_in(&app, "33.75").await;
+    let mut live = watch(&app, &watcher, proto::WatchRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        event_type(&next_event(&mut live).await),
+        FeedEventType::EmployerUpserted
+    );
+
+    let mut batch: Vec<proto::BulkSubmitReportsRequest> = [50, 55]
+        .into_iter()
+        .map(|total| proto::BulkSubmitReportsRequest {
+            item: workforce(&id, total).report,
+            ..Default::default()
+        })
+        .collect();
+    batch.push(proto::BulkSubmitReportsRequest {
+        end_of_batch: true,
+        ..Default::default()
+    });
+    ComplianceServiceClient::new(app.authed(&disnaker.token))
+        .bulk_submit_reports(tokio_stream::iter(batch))
+        .await
+        .expect("batch stored");
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        seen.push(next_event(&mut live).await);
+    }
+    let types: Vec<FeedEventType> = seen.iter().map(event_type).collect();
+    assert_eq!(
+        types,
+        [
+            FeedEventType::ReportSubmitted,
+            FeedEventType::ReportSuperseded,
+            FeedEventType::ReportSubmitted,
+            FeedEventType::StatusChanged,
+            FeedEventType::StatusChanged,
+        ]
+    );
+    let workers = |event: &proto::FeedEvent| match &event.payload {
+        Some(proto::feed_event::Payload::Report(report)) => match &report.figures {
+            Some(proto::report::Figures::Workforce(figures)) => figures.total_workers,
+            other => panic!("not a workforce report: {other:?}"),
+        },
+        other => panic!("not a report: {other:?}"),
+    };
+    assert_eq!(workers(&seen[0]), 50);
+    assert_eq!(workers(&seen[1]), 50);
+    assert_eq!(workers(&seen[2]), 55);
+    assert!(
+        seen.windows(2)
+            .all(|pair| pair[1].cursor == pair[0].cursor + 1)
+    );
+}
+
 on_both_backends!(
     changes_arrive_in_order_and_resume_without_gaps_or_repeats,
     subscribers_receive_only_what_they_may_read,
+    a_batch_publishes_its_events_in_item_order,
 );
 
 /// A feed tuned so that slowness and idleness show within a test's time.
@@ -471,4 +533,53 @@ async fn replicas_share_one_feed_and_grants_are_rechecked() {
         }
     };
     assert_eq!(ending.code(), Code::PermissionDenied);
+}
+
+/// An event queued by a transaction that began before others but commits after them (as a
+/// long report batch does) is still delivered, though the sequencer has moved on past theirs.
+#[tokio::test]
+async fn an_event_of_an_older_transaction_that_commits_late_is_delivered() {
+    use sqlx::Connection;
+
+    let app = common::spawn_app(Backend::Postgres).await;
+    let watcher = watcher(&app).await;
+    let mut stream = watch(&app, &watcher, proto::WatchRequest::default())
+        .await
+        .unwrap();
+    let first = employer_in(&app, "33.75").await;
+    let first_event = next_event(&mut stream).await;
+    assert_eq!(first_event.employer_id, first);
+
+    let url = app
+        .config()
+        .database_url
+        .clone()
+        .expect("a PostgreSQL database");
+    let mut older = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut older).await.unwrap();
+    // Takes the transaction's id now, before the writes below take theirs.
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut older)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO feed_pending (event_type, time_us, employer_id, region_code, read_scope, \
+         audience, source_agency, payload) SELECT event_type, time_us, employer_id, region_code, \
+         read_scope, audience, source_agency, payload FROM feed_events WHERE seq = $1",
+    )
+    .bind(first_event.cursor as i64)
+    .execute(&mut older)
+    .await
+    .unwrap();
+
+    // Newer transactions commit, and their events are numbered and delivered meanwhile.
+    let second = employer_in(&app, "33.75").await;
+    assert_eq!(next_event(&mut stream).await.employer_id, second);
+    let third = employer_in(&app, "33.75").await;
+    assert_eq!(next_event(&mut stream).await.employer_id, third);
+
+    sqlx::query("COMMIT").execute(&mut older).await.unwrap();
+    let late = next_event(&mut stream).await;
+    assert_eq!(late.employer_id, first);
+    assert!(late.cursor > first_event.cursor + 2);
 }

@@ -3,8 +3,9 @@
 //! `sql_store_compliance!(StoreType, DatabaseType)`. The store type provides `LOCK_EMPLOYERS`
 //! (appended to the employer lookup of a report batch: on PostgreSQL it locks the employers'
 //! rows so concurrent batches for one employer number their versions one after the other),
-//! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's) and `BULK_WRITE_SETTING`
-//! (a statement run first in a report batch's transaction, if any).
+//! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's), `BULK_WRITE_SETTING`
+//! (a statement run first in a report batch's transaction, if any) and `BULK_FEED_STAGING`
+//! (where a report batch gathers its feed events, if not straight in `feed_pending`).
 
 use std::collections::HashMap;
 
@@ -215,6 +216,30 @@ impl ReportInsert {
     }
 }
 
+/// Where a report batch gathers its feed events before they join `feed_pending`, on a backend
+/// whose readers would otherwise wade through them. PostgreSQL's index scans visit every
+/// uncommitted entry they pass: a batch still writing hundreds of thousands of pending events
+/// turned each of the sequencer's polls ("the oldest pending event?") into a walk over all of
+/// them, 40 ms of a core every 50 ms for as long as the batch ran. Staged in a temporary table
+/// of the batch's own session, they are moved in one statement just before the commit.
+pub(super) struct BulkFeedStaging {
+    pub table: &'static str,
+    /// Creates `table` for the transaction (dropped at its end, committed or not); its `ord`
+    /// keeps the events' order.
+    pub create: &'static str,
+}
+
+impl BulkFeedStaging {
+    /// Moves the staged events to `feed_pending`, in the order they were staged.
+    pub fn release(&self) -> String {
+        format!(
+            "{} SELECT {FEED_COLUMNS} FROM {} ORDER BY ord",
+            feed_insert(FEED_PENDING),
+            self.table
+        )
+    }
+}
+
 /// A `feed_pending` row to insert.
 pub(super) struct FeedInsert {
     pub event_type: &'static str,
@@ -262,8 +287,17 @@ pub(super) const STATUS_INSERT: &str = "INSERT INTO compliance_status (employer_
      non_compliant, categories, gap, arrears_amount, priority, region_code, province_code, \
      size_class, detail, computed_at) ";
 
-pub(super) const FEED_INSERT: &str = "INSERT INTO feed_pending (event_type, time_us, employer_id, \
-     region_code, read_scope, audience, source_agency, payload) ";
+/// The columns of a queued feed event, in `feed_pending` and in a report batch's staging table.
+pub(super) const FEED_COLUMNS: &str =
+    "event_type, time_us, employer_id, region_code, read_scope, audience, source_agency, payload";
+
+/// The queue a write's feed events go to until the sequencer numbers them.
+pub(super) const FEED_PENDING: &str = "feed_pending";
+
+/// The start of a multi-row insert of feed events into `table`.
+pub(super) fn feed_insert(table: &str) -> String {
+    format!("INSERT INTO {table} ({FEED_COLUMNS}) ")
+}
 
 pub(super) const STATUS_UPSERT_CONFLICT: &str = " ON CONFLICT (employer_id, programme_group) DO UPDATE SET \
      non_compliant = excluded.non_compliant, categories = excluded.categories, gap = excluded.gap, \
@@ -421,12 +455,21 @@ macro_rules! sql_store_compliance {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::domain::feed::FeedEvent],
             ) -> Result<(), $crate::store::StoreError> {
+                Self::queue_feed_events(tx, $crate::store::compliance::FEED_PENDING, events).await
+            }
+
+            /// Writes feed events to `table`: the sequencer's queue, or a batch's staging table.
+            async fn queue_feed_events(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                table: &str,
+                events: &[$crate::domain::feed::FeedEvent],
+            ) -> Result<(), $crate::store::StoreError> {
                 let rows = events
                     .iter()
                     .map($crate::store::compliance::FeedInsert::new)
                     .collect::<Result<Vec<_>, _>>()?;
                 for chunk in rows.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    Self::write_feed_rows(tx, chunk).await?;
+                    Self::write_feed_rows(tx, table, chunk).await?;
                 }
                 Ok(())
             }
@@ -455,6 +498,13 @@ macro_rules! sql_store_compliance {
                         ..first
                     });
                 }
+                let feed_queue = match Self::BULK_FEED_STAGING {
+                    Some(staging) => {
+                        sqlx::query(staging.create).execute(&mut *tx).await?;
+                        staging.table
+                    }
+                    None => $crate::store::compliance::FEED_PENDING,
+                };
 
                 let now = now_micros();
                 let time_us = (now.unix_timestamp_nanos() / 1_000) as i64;
@@ -598,7 +648,7 @@ macro_rules! sql_store_compliance {
                     };
                     Self::refresh_statuses(&mut tx, &unique, &current, now, source, &mut events)
                         .await?;
-                    Self::insert_feed_events(&mut tx, &events).await?;
+                    Self::queue_feed_events(&mut tx, feed_queue, &events).await?;
 
                     outcome.accepted += new_reports.len() as u64;
                     offset += new_reports.len() as u64;
@@ -607,6 +657,9 @@ macro_rules! sql_store_compliance {
                     }
                 }
 
+                if let Some(staging) = Self::BULK_FEED_STAGING {
+                    sqlx::query(&staging.release()).execute(&mut *tx).await?;
+                }
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(&batch.audit)).await?;
                 if let Some(key) = &batch.idempotency {
                     Self::remember(&mut tx, key, &outcome, now).await?;
@@ -829,10 +882,7 @@ macro_rules! sql_store_compliance {
                 &self,
                 limit: u32,
             ) -> Result<(u64, u64), $crate::store::StoreError> {
-                let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT 1")
-                    .fetch_optional(self.reader())
-                    .await?;
-                if waiting.is_none() {
+                if !self.feed_waiting().await? {
                     return Ok((0, 0));
                 }
                 let mut tx = self.begin_sequencing().await?;
@@ -841,12 +891,9 @@ macro_rules! sql_store_compliance {
                     .await?;
                 // Only the ids travel: the events move inside the database, numbered in id order
                 // after the head.
-                let pending: Vec<i64> =
-                    sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT $1")
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *tx)
-                        .await?;
+                let (pending, mark) = self.take_pending_feed(&mut tx, limit).await?;
                 if pending.is_empty() {
+                    self.feed_moved(mark);
                     return Ok((0, head.max(0) as u64));
                 }
                 let mut insert = sqlx::QueryBuilder::<$db>::new(
@@ -871,6 +918,7 @@ macro_rules! sql_store_compliance {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.feed_moved(mark);
                 Ok((pending.len() as u64, new_head as u64))
             }
 

@@ -2,6 +2,7 @@
 //! every invariant (uniqueness, etags, idempotency) is enforced by the database inside one
 //! transaction, never by process memory.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
@@ -9,14 +10,24 @@ use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow, numbered_resources};
 use super::compliance::{
-    FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
-    StatusRow,
+    BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
+    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 
 pub struct PostgresStore {
     pool: PgPool,
     frontier: FrontierCache,
+    feed_start: Mutex<FeedQueuePosition>,
+}
+
+/// A place in the feed queue's (transaction id, event id) order. Every pending event before
+/// the sequencer's start position has been moved, and none can still arrive there: its
+/// transaction id is below the oldest transaction that was running when the position was set.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct FeedQueuePosition {
+    xid: i64,
+    id: i64,
 }
 
 impl PostgresStore {
@@ -29,6 +40,14 @@ impl PostgresStore {
     // fills the tables: statistics gathered before a large first load (or none, inside its
     // still uncommitted transaction) would have the planner scan whole tables per chunk.
     const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
+    const BULK_FEED_STAGING: Option<BulkFeedStaging> = Some(BulkFeedStaging {
+        table: "bulk_feed",
+        create: "CREATE TEMPORARY TABLE bulk_feed (ord BIGINT GENERATED ALWAYS AS IDENTITY \
+                 PRIMARY KEY, event_type TEXT NOT NULL, time_us BIGINT NOT NULL, \
+                 employer_id TEXT NOT NULL, region_code TEXT NOT NULL, read_scope TEXT NOT NULL, \
+                 audience TEXT NOT NULL, source_agency TEXT NOT NULL, payload TEXT NOT NULL) \
+                 ON COMMIT DROP",
+    });
     const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -45,6 +64,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             frontier: FrontierCache::default(),
+            feed_start: Mutex::default(),
         })
     }
 
@@ -234,6 +254,7 @@ impl PostgresStore {
     /// Queues feed events with one statement.
     async fn write_feed_rows(
         tx: &mut sqlx::Transaction<'_, Postgres>,
+        table: &str,
         rows: &[FeedInsert],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
@@ -241,8 +262,9 @@ impl PostgresStore {
         }
         let column = |f: fn(&FeedInsert) -> String| rows.iter().map(f).collect::<Vec<_>>();
         sqlx::query(&format!(
-            "{FEED_INSERT} SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[])"
+            "{} SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[])",
+            feed_insert(table)
         ))
         .bind(column(|f| f.event_type.to_owned()))
         .bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
@@ -255,6 +277,78 @@ impl PostgresStore {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    fn feed_start(&self) -> FeedQueuePosition {
+        *self
+            .feed_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether any committed event waits past the start position.
+    async fn feed_waiting(&self) -> Result<bool, StoreError> {
+        let start = self.feed_start();
+        let waiting: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM feed_pending WHERE (xid, id) >= ($1::int8::text::xid8, $2) \
+             ORDER BY xid, id LIMIT 1",
+        )
+        .bind(start.xid)
+        .bind(start.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(waiting.is_some())
+    }
+
+    /// The ids of up to `limit` committed pending events from the start position on, and the
+    /// position the next round may start at once these are moved.
+    async fn take_pending_feed(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        limit: u32,
+    ) -> Result<(Vec<i64>, FeedQueuePosition), StoreError> {
+        let start = self.feed_start();
+        // Read before the events: whatever was over by then is visible to the next statement.
+        let oldest_running: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
+                .fetch_one(&mut **tx)
+                .await?;
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            // Named apart: an output column called `xid` would be what ORDER BY sorts, by value
+            // instead of along the index.
+            "SELECT xid::text::int8 AS queued_by, id FROM feed_pending \
+             WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT $3",
+        )
+        .bind(start.xid)
+        .bind(start.id)
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let drained = rows.len() < limit as usize;
+        let next = match rows.last() {
+            Some(&(xid, id)) if !drained && xid < oldest_running => {
+                FeedQueuePosition { xid, id: id + 1 }
+            }
+            // Every event of a finished transaction is taken, or the round stopped among those
+            // of transactions still running, whose events may yet arrive anywhere.
+            _ => FeedQueuePosition {
+                xid: oldest_running,
+                id: 0,
+            },
+        };
+        Ok((
+            rows.into_iter().map(|(_, id)| id).collect(),
+            start.max(next),
+        ))
+    }
+
+    /// Records that the events before `next` are moved (called once their round committed).
+    fn feed_moved(&self, next: FeedQueuePosition) {
+        let mut start = self
+            .feed_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *start = (*start).max(next);
     }
 
     fn reader(&self) -> &PgPool {

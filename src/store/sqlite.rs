@@ -11,19 +11,20 @@
 //! searches read the entries it has not reached from the log. It holds nothing else, so it is
 //! checked against the log when opened and rebuilt if it does not match (or is missing).
 
-use std::{path::Path, str::FromStr};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr};
 
 use sqlx::{
-    Sqlite, SqlitePool,
+    Sqlite, SqliteConnection, SqlitePool,
     migrate::Migrator,
+    pool::PoolConnectionMetadata,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow};
 use super::compliance::{
-    FEED_INSERT, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
-    StatusRow,
+    BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
+    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 use crate::config::DatabaseConfig;
@@ -56,6 +57,32 @@ pub struct SqliteStore {
     frontier: FrontierCache,
 }
 
+/// What a pool runs on each new connection before handing it out.
+type ConnectHook<'c> = Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// A pool's connect hook that attaches the database in `file` under `schema` to every new
+/// connection.
+fn attaching(
+    file: String,
+    schema: &'static str,
+) -> impl for<'c> Fn(&'c mut SqliteConnection, PoolConnectionMetadata) -> ConnectHook<'c>
++ Send
++ Sync
++ 'static {
+    let statement = format!("ATTACH DATABASE $1 AS {schema}");
+    move |connection, _| {
+        let file = file.clone();
+        let statement = statement.clone();
+        Box::pin(async move {
+            sqlx::query(&statement)
+                .bind(file)
+                .execute(connection)
+                .await
+                .map(drop)
+        })
+    }
+}
+
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
     // Write transactions already hold the write lock (`begin_write`).
@@ -63,6 +90,8 @@ impl SqliteStore {
         "SELECT size, root, EXISTS (SELECT 1 FROM audit_pending) FROM audit_head WHERE id = 1";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
     const BULK_WRITE_SETTING: Option<&'static str> = None;
+    // Readers see only committed pages; a batch's events go straight to the queue.
+    const BULK_FEED_STAGING: Option<BulkFeedStaging> = None;
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -112,19 +141,7 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout())
-            .after_connect({
-                let database = database.clone();
-                move |connection, _| {
-                    let database = database.clone();
-                    Box::pin(async move {
-                        sqlx::query("ATTACH DATABASE $1 AS log")
-                            .bind(database)
-                            .execute(connection)
-                            .await
-                            .map(drop)
-                    })
-                }
-            })
+            .after_connect(attaching(database, "log"))
             .connect_with(index_options)
             .await?;
         sqlx::raw_sql(RECORD_INDEX_SCHEMA)
@@ -136,16 +153,7 @@ impl SqliteStore {
             .max_connections(config.sqlite_readers.max(1))
             .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout())
-            .after_connect(move |connection, _| {
-                let index_file = index_file.clone();
-                Box::pin(async move {
-                    sqlx::query("ATTACH DATABASE $1 AS audit_index")
-                        .bind(index_file)
-                        .execute(connection)
-                        .await
-                        .map(drop)
-                })
-            })
+            .after_connect(attaching(index_file, "audit_index"))
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
@@ -424,12 +432,13 @@ impl SqliteStore {
     /// Queues feed events with one multi-row statement.
     async fn write_feed_rows(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
+        table: &str,
         rows: &[FeedInsert],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(FEED_INSERT);
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(feed_insert(table));
         insert.push_values(rows, |mut row, f| {
             row.push_bind(f.event_type)
                 .push_bind(f.time_us)
@@ -443,6 +452,30 @@ impl SqliteStore {
         insert.build().execute(&mut **tx).await?;
         Ok(())
     }
+
+    /// Whether any event waits to be numbered.
+    async fn feed_waiting(&self) -> Result<bool, StoreError> {
+        let waiting: Option<i64> = sqlx::query_scalar("SELECT id FROM feed_pending LIMIT 1")
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(waiting.is_some())
+    }
+
+    /// The ids of up to `limit` pending events, oldest first. The round holds the write lock,
+    /// so no other transaction is under way and the queue holds no row left by a finished one.
+    async fn take_pending_feed(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        limit: u32,
+    ) -> Result<(Vec<i64>, ()), StoreError> {
+        let ids = sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&mut **tx)
+            .await?;
+        Ok((ids, ()))
+    }
+
+    fn feed_moved(&self, (): ()) {}
 
     fn reader(&self) -> &SqlitePool {
         &self.reader
