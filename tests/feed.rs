@@ -286,8 +286,10 @@ async fn subscribers_receive_only_what_they_may_read(app: TestApp) {
 }
 
 /// A batch's events are published when it commits, in the order of its items, the statuses
-/// they changed after them.
+/// they changed after each chunk of items; a batch of several chunks gathers its events apart
+/// until then.
 async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
+    const ITEMS: u32 = 1_200;
     let watcher = watcher(&app).await;
     let disnaker = reporter(&app, AgencyKind::Disnaker).await;
     let id = employer_in(&app, "33.75").await;
@@ -299,10 +301,9 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
         FeedEventType::EmployerUpserted
     );
 
-    let mut batch: Vec<proto::BulkSubmitReportsRequest> = [50, 55]
-        .into_iter()
+    let mut batch: Vec<proto::BulkSubmitReportsRequest> = (0..ITEMS)
         .map(|total| proto::BulkSubmitReportsRequest {
-            item: workforce(&id, total).report,
+            item: workforce(&id, 100 + total).report,
             ..Default::default()
         })
         .collect();
@@ -315,21 +316,6 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
         .await
         .expect("batch stored");
 
-    let mut seen = Vec::new();
-    while seen.len() < 5 {
-        seen.push(next_event(&mut live).await);
-    }
-    let types: Vec<FeedEventType> = seen.iter().map(event_type).collect();
-    assert_eq!(
-        types,
-        [
-            FeedEventType::ReportSubmitted,
-            FeedEventType::ReportSuperseded,
-            FeedEventType::ReportSubmitted,
-            FeedEventType::StatusChanged,
-            FeedEventType::StatusChanged,
-        ]
-    );
     let workers = |event: &proto::FeedEvent| match &event.payload {
         Some(proto::feed_event::Payload::Report(report)) => match &report.figures {
             Some(proto::report::Figures::Workforce(figures)) => figures.total_workers,
@@ -337,13 +323,35 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
         },
         other => panic!("not a report: {other:?}"),
     };
-    assert_eq!(workers(&seen[0]), 50);
-    assert_eq!(workers(&seen[1]), 50);
-    assert_eq!(workers(&seen[2]), 55);
-    assert!(
-        seen.windows(2)
-            .all(|pair| pair[1].cursor == pair[0].cursor + 1)
-    );
+    let mut previous: Option<proto::FeedEvent> = None;
+    let mut submitted = Vec::new();
+    let mut superseded = Vec::new();
+    while submitted.len() < ITEMS as usize {
+        let event = next_event(&mut live).await;
+        if let Some(previous) = &previous {
+            assert_eq!(event.cursor, previous.cursor + 1);
+        }
+        match event_type(&event) {
+            FeedEventType::ReportSubmitted => submitted.push(workers(&event)),
+            FeedEventType::ReportSuperseded => {
+                // Each correction follows the report it corrects.
+                assert_eq!(submitted.last(), Some(&workers(&event)));
+                superseded.push(workers(&event));
+            }
+            FeedEventType::StatusChanged => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        previous = Some(event);
+    }
+    assert_eq!(submitted, (100..100 + ITEMS).collect::<Vec<_>>());
+    assert_eq!(superseded, (100..99 + ITEMS).collect::<Vec<_>>());
+    // The statuses the last chunk changed close the batch.
+    for _ in 0..2 {
+        assert_eq!(
+            event_type(&next_event(&mut live).await),
+            FeedEventType::StatusChanged
+        );
+    }
 }
 
 on_both_backends!(

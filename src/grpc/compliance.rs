@@ -124,6 +124,10 @@ impl ReportChunks for Spool {
         self.remaining -= take;
         Ok(Some(chunk))
     }
+
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
 }
 
 fn store_error_of_single(error: StoreError) -> ApiError {

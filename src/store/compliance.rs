@@ -498,7 +498,11 @@ macro_rules! sql_store_compliance {
                         ..first
                     });
                 }
-                let feed_queue = match Self::BULK_FEED_STAGING {
+                // A batch written in one chunk commits right after its one write per table:
+                // its events go to the queue at once.
+                let staging = Self::BULK_FEED_STAGING
+                    .filter(|_| items.remaining() > $crate::store::REPORT_CHUNK as u64);
+                let feed_queue = match &staging {
                     Some(staging) => {
                         sqlx::query(staging.create).execute(&mut *tx).await?;
                         staging.table
@@ -657,7 +661,7 @@ macro_rules! sql_store_compliance {
                     }
                 }
 
-                if let Some(staging) = Self::BULK_FEED_STAGING {
+                if let Some(staging) = &staging {
                     sqlx::query(&staging.release()).execute(&mut *tx).await?;
                 }
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(&batch.audit)).await?;

@@ -407,6 +407,9 @@ pub struct ReportBatch {
 pub trait ReportChunks: Send {
     /// The next items (at most [`REPORT_CHUNK`]), or `None` after the last.
     fn next_chunk(&mut self) -> Result<Option<Vec<NewReport>>, StoreError>;
+
+    /// Items not yet handed over.
+    fn remaining(&self) -> u64;
 }
 
 /// Items written per multi-row statement.
@@ -418,6 +421,10 @@ pub struct SingleReport(pub Option<NewReport>);
 impl ReportChunks for SingleReport {
     fn next_chunk(&mut self) -> Result<Option<Vec<NewReport>>, StoreError> {
         Ok(self.0.take().map(|report| vec![report]))
+    }
+
+    fn remaining(&self) -> u64 {
+        u64::from(self.0.is_some())
     }
 }
 
