@@ -85,6 +85,29 @@ async fn submit(app: &TestApp, agency: &TestAgency, request: proto::SubmitReport
         .expect("report stored");
 }
 
+/// Streams one batch of workforce reports for `employer_id`, one per total in `totals`.
+async fn submit_workforce_batch(
+    app: &TestApp,
+    agency: &TestAgency,
+    employer_id: &str,
+    totals: std::ops::Range<u32>,
+) {
+    let mut batch: Vec<proto::BulkSubmitReportsRequest> = totals
+        .map(|total| proto::BulkSubmitReportsRequest {
+            item: workforce(employer_id, total).report,
+            ..Default::default()
+        })
+        .collect();
+    batch.push(proto::BulkSubmitReportsRequest {
+        end_of_batch: true,
+        ..Default::default()
+    });
+    ComplianceServiceClient::new(app.authed(&agency.token))
+        .bulk_submit_reports(tokio_stream::iter(batch))
+        .await
+        .expect("batch stored");
+}
+
 async fn employer_in(app: &TestApp, region: &str) -> String {
     let mut draft = employer(&format!("CV Feed {}", unique_number()));
     draft.region = Some(proto::RegionCode {
@@ -301,20 +324,7 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
         FeedEventType::EmployerUpserted
     );
 
-    let mut batch: Vec<proto::BulkSubmitReportsRequest> = (0..ITEMS)
-        .map(|total| proto::BulkSubmitReportsRequest {
-            item: workforce(&id, 100 + total).report,
-            ..Default::default()
-        })
-        .collect();
-    batch.push(proto::BulkSubmitReportsRequest {
-        end_of_batch: true,
-        ..Default::default()
-    });
-    ComplianceServiceClient::new(app.authed(&disnaker.token))
-        .bulk_submit_reports(tokio_stream::iter(batch))
-        .await
-        .expect("batch stored");
+    submit_workforce_batch(&app, &disnaker, &id, 100..100 + ITEMS).await;
 
     let workers = |event: &proto::FeedEvent| match &event.payload {
         Some(proto::feed_event::Payload::Report(report)) => match &report.figures {
@@ -409,20 +419,7 @@ async fn slow_and_idle_subscribers(backend: Backend) {
     .into_inner();
     let id = employer_in(&app, "33.75").await;
     let disnaker = reporter(&app, AgencyKind::Disnaker).await;
-    let mut batch: Vec<proto::BulkSubmitReportsRequest> = (0..3000)
-        .map(|i| proto::BulkSubmitReportsRequest {
-            item: workforce(&id, 100 + i).report,
-            ..Default::default()
-        })
-        .collect();
-    batch.push(proto::BulkSubmitReportsRequest {
-        end_of_batch: true,
-        ..Default::default()
-    });
-    ComplianceServiceClient::new(app.authed(&disnaker.token))
-        .bulk_submit_reports(tokio_stream::iter(batch))
-        .await
-        .expect("batch stored");
+    submit_workforce_batch(&app, &disnaker, &id, 100..3100).await;
     // Once a reading subscriber has caught up with the whole batch, the stalled one is
     // certainly stalled; it then stays so for longer than the server's patience.
     let mut follower = watch(

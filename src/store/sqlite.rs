@@ -461,8 +461,8 @@ impl SqliteStore {
         Ok(waiting.is_some())
     }
 
-    /// The ids of up to `limit` pending events, oldest first. The round holds the write lock,
-    /// so no other transaction is under way and the queue holds no row left by a finished one.
+    /// The ids of up to `limit` pending events, oldest first. The round holds the write lock:
+    /// no other transaction is under way, so every row in the queue is committed.
     async fn take_pending_feed(
         &self,
         tx: &mut sqlx::Transaction<'_, Sqlite>,
