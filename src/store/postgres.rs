@@ -294,15 +294,26 @@ impl PostgresStore {
     /// Whether any committed event waits past the start position.
     async fn feed_waiting(&self) -> Result<bool, StoreError> {
         let start = self.feed_start();
-        let waiting: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM feed_pending WHERE (xid, id) >= ($1::int8::text::xid8, $2) \
-             ORDER BY xid, id LIMIT 1",
+        let (waiting, oldest_running): (bool, i64) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM feed_pending \
+             WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT 1), \
+             pg_snapshot_xmin(pg_current_snapshot())::text::int8",
         )
         .bind(start.xid)
         .bind(start.id)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(waiting.is_some())
+        if oldest_running < start.xid {
+            // Transaction ids went back: the database was restored to an earlier point while
+            // this process ran. Start over from the queue's beginning.
+            tracing::warn!("the database's transaction ids went back; rescanning the feed queue");
+            *self
+                .feed_start
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = FeedQueuePosition::default();
+            return Ok(true);
+        }
+        Ok(waiting)
     }
 
     /// The ids of up to `limit` committed pending events from the start position on, and the
