@@ -2,7 +2,7 @@
 //! every invariant (uniqueness, etags, idempotency) is enforced by the database inside one
 //! transaction, never by process memory.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
@@ -284,16 +284,17 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn feed_start(&self) -> FeedQueuePosition {
-        *self
-            .feed_start
+    /// The sequencer's start position; a position is always whole, so a panic elsewhere while
+    /// it was held leaves nothing half-written.
+    fn feed_start(&self) -> MutexGuard<'_, FeedQueuePosition> {
+        self.feed_start
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether any committed event waits past the start position.
     async fn feed_waiting(&self) -> Result<bool, StoreError> {
-        let start = self.feed_start();
+        let start = *self.feed_start();
         let (waiting, oldest_running): (bool, i64) = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM feed_pending \
              WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT 1), \
@@ -307,10 +308,7 @@ impl PostgresStore {
             // Transaction ids went back: the database was restored to an earlier point while
             // this process ran. Start over from the queue's beginning.
             tracing::warn!("the database's transaction ids went back; rescanning the feed queue");
-            *self
-                .feed_start
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = FeedQueuePosition::default();
+            *self.feed_start() = FeedQueuePosition::default();
             return Ok(true);
         }
         Ok(waiting)
@@ -323,7 +321,7 @@ impl PostgresStore {
         tx: &mut sqlx::Transaction<'_, Postgres>,
         limit: u32,
     ) -> Result<(Vec<i64>, FeedQueuePosition), StoreError> {
-        let start = self.feed_start();
+        let start = *self.feed_start();
         // Read before the events: whatever was over by then is visible to the next statement.
         let oldest_running: i64 =
             sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
@@ -352,18 +350,12 @@ impl PostgresStore {
                 id: 0,
             },
         };
-        Ok((
-            rows.into_iter().map(|(_, id)| id).collect(),
-            start.max(next),
-        ))
+        Ok((rows.into_iter().map(|(_, id)| id).collect(), next))
     }
 
     /// Records that the events before `next` are moved (called once their round committed).
     fn feed_moved(&self, next: FeedQueuePosition) {
-        let mut start = self
-            .feed_start
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut start = self.feed_start();
         *start = (*start).max(next);
     }
 
