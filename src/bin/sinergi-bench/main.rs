@@ -30,6 +30,7 @@ use sinergi::{
         employer_service_client::EmployerServiceClient, get_employer_request::Key,
     },
     store::{self, Store, postgres::ScratchDatabase},
+    task::AbortOnDrop,
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::service::interceptor::InterceptedService;
@@ -366,9 +367,10 @@ async fn audit_append(
         Arc::clone(&store),
         Arc::new(sinergi::metrics::Metrics::new()),
     );
+    let _writer_task = AbortOnDrop(task);
     // Where the store indexes records apart from the append, that work runs alongside, as
     // it does in the server.
-    let indexer = tokio::spawn(index_audit_records(Arc::clone(&store)));
+    let _indexer = AbortOnDrop(tokio::spawn(index_audit_records(Arc::clone(&store))));
     let started = Instant::now();
     let deadline = started + duration;
     let callers: Vec<_> = (0..concurrency as u64)
@@ -393,10 +395,7 @@ async fn audit_append(
     for caller in callers {
         total += caller.await.unwrap_or(0);
     }
-    let elapsed = started.elapsed();
-    task.abort();
-    indexer.abort();
-    (total, elapsed)
+    (total, started.elapsed())
 }
 
 /// Fills the log to `size` entries, then times inclusion and consistency proofs (storage reads
