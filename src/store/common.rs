@@ -326,6 +326,49 @@ macro_rules! sql_store_common {
             }
         }
 
+        impl $store {
+            /// Starts the shared lookups of single employers (`employer_reads`) on `pool`,
+            /// `concurrency` queries at a time.
+            fn start_employer_reads(
+                pool: sqlx::Pool<$db>,
+                concurrency: usize,
+            ) -> $crate::store::employer_reads::EmployerReads {
+                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
+
+                $crate::store::employer_reads::EmployerReads::start(concurrency, move |keys| {
+                    let pool = pool.clone();
+                    async move {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                            "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE "
+                        ));
+                        // A batch holds at least one key, so at least one column is matched.
+                        let mut matched_before = false;
+                        let mut match_column =
+                            |query: &mut sqlx::QueryBuilder<'_, $db>, column: &str| {
+                                if matched_before {
+                                    query.push(" OR ");
+                                }
+                                matched_before = true;
+                                query.push(column);
+                            };
+                        if !keys.ids.is_empty() {
+                            match_column(&mut query, "id");
+                            Self::push_in(&mut query, &keys.ids);
+                        }
+                        if !keys.npwps.is_empty() {
+                            match_column(&mut query, "npwp");
+                            Self::push_in(&mut query, &keys.npwps);
+                        }
+                        if !keys.nibs.is_empty() {
+                            match_column(&mut query, "nib");
+                            Self::push_in(&mut query, &keys.nibs);
+                        }
+                        Ok(query.build_query_as::<EmployerRow>().fetch_all(&pool).await?)
+                    }
+                })
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::EmployerStore for $store {
             async fn upsert_employer(
@@ -351,23 +394,7 @@ macro_rules! sql_store_common {
                 key: &$crate::domain::employer::EmployerKey,
             ) -> Result<Option<$crate::domain::employer::Employer>, $crate::store::StoreError>
             {
-                use $crate::domain::employer::EmployerKey;
-                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
-
-                let column = match key {
-                    EmployerKey::Id(_) => "id",
-                    EmployerKey::Npwp(_) => "npwp",
-                    EmployerKey::Nib(_) => "nib",
-                };
-                let sql = format!("SELECT {EMPLOYER_COLUMNS} FROM employers WHERE {column} = $1");
-                let query = sqlx::query_as::<_, EmployerRow>(&sql);
-                let query = match key {
-                    EmployerKey::Id(id) => query.bind(*id),
-                    EmployerKey::Npwp(npwp) => query.bind(npwp.as_str().to_owned()),
-                    EmployerKey::Nib(nib) => query.bind(nib.as_str().to_owned()),
-                };
-                let row = query.fetch_optional(self.reader()).await?;
-                row.map($crate::domain::employer::Employer::try_from).transpose()
+                self.employer_reads.find(key).await
             }
 
             async fn list_employers(

@@ -43,6 +43,7 @@ mod audit;
 mod cases;
 #[macro_use]
 mod compliance;
+mod employer_reads;
 pub mod postgres;
 pub mod sqlite;
 
@@ -628,7 +629,7 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// An employer row as both backends return it.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Clone)]
 struct EmployerRow {
     id: Uuid,
     npwp: String,

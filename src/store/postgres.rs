@@ -13,12 +13,14 @@ use super::compliance::{
     BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
     STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
+use super::employer_reads::EmployerReads;
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 
 pub struct PostgresStore {
     pool: PgPool,
     frontier: FrontierCache,
     feed_start: Mutex<FeedQueuePosition>,
+    employer_reads: EmployerReads,
 }
 
 /// A place in the feed queue's (transaction id, event id) order. Every pending event before
@@ -66,10 +68,15 @@ impl PostgresStore {
             .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
+        // A quarter of the connections: the lookups batch under load, and the rest stay free
+        // for writes, listings and the audit log.
+        let employer_reads =
+            Self::start_employer_reads(pool.clone(), (max_connections / 4).max(1) as usize);
         Ok(Self {
             pool,
             frontier: FrontierCache::default(),
             feed_start: Mutex::default(),
+            employer_reads,
         })
     }
 

@@ -26,6 +26,7 @@ use super::compliance::{
     BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
     STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
+use super::employer_reads::EmployerReads;
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 use crate::config::DatabaseConfig;
 
@@ -55,6 +56,7 @@ pub struct SqliteStore {
     /// The record index's own connection, with the main file attached as `log` to read from.
     record_index: SqlitePool,
     frontier: FrontierCache,
+    employer_reads: EmployerReads,
 }
 
 /// What a pool runs on each new connection before handing it out.
@@ -156,11 +158,14 @@ impl SqliteStore {
             .after_connect(attaching(index_file, "audit_index"))
             .connect_with(options.read_only(true))
             .await?;
+        let employer_reads =
+            Self::start_employer_reads(reader.clone(), config.sqlite_readers.max(1) as usize);
         Ok(Self {
             writer,
             reader,
             record_index,
             frontier: FrontierCache::default(),
+            employer_reads,
         })
     }
 
