@@ -308,7 +308,8 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// Largest PostgreSQL connection pool per replica.
+    /// PostgreSQL connections per replica (at least 2: a quarter of them serve lookups of
+    /// single employers, the rest everything else).
     pub max_connections: u32,
     /// SQLite read connections (writes always go through one connection, as SQLite allows
     /// only one writer at a time).

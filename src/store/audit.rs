@@ -2,10 +2,11 @@
 //! `sql_store_audit!(StoreType, DatabaseType)`. The store type provides
 //! `LOCK_AUDIT_HEAD`, the statement that reads the tree head (size, root, whether entries are
 //! pending) and, on PostgreSQL, locks it so only one replica extends the log at a time (SQLite
-//! write transactions hold the file's write lock), and `begin_sequencing`, the transaction a
-//! sequencer round runs in, `push_entries_touching` and `push_records_changed_by`, the
-//! subqueries searches by record are made of, and `index_records`, which brings a record index
-//! built apart from the append up to date.
+//! write transactions hold the file's write lock), `append_at_known_head`, an append that
+//! skips reading and locking the head where the backend can (false when it did not append),
+//! and `begin_sequencing`, the transaction a sequencer round runs in, `push_entries_touching`
+//! and `push_records_changed_by`, the subqueries searches by record are made of, and
+//! `index_records`, which brings a record index built apart from the append up to date.
 
 use crate::audit::PendingEntry;
 use crate::audit::merkle::{Frontier, Hash};
@@ -26,6 +27,14 @@ impl FrontierCache {
             .as_ref()
             .filter(|(frontier, cached_root)| frontier.size() == size && cached_root == root)
             .map(|(frontier, _)| frontier.clone())
+    }
+
+    /// The edge as this process last committed it, with its root.
+    pub(super) fn latest(&self) -> Option<(Frontier, Hash)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Remembers `frontier` once the transaction that wrote it has committed.
@@ -253,6 +262,9 @@ macro_rules! sql_store_audit {
                 // The entries go straight into the log, after the writes' entries waiting for
                 // the sequencer: one transaction instead of a pending row now and a sequencer
                 // round later, and the log keeps the order in which calls were recorded.
+                if self.append_at_known_head(entries).await? {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
                 let head =
                     Self::lock_head(&mut tx, $crate::store::audit::PENDING_TAKEN_BY_APPEND).await?;

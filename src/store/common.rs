@@ -316,13 +316,18 @@ macro_rules! sql_store_common {
             }
 
             fn pool_usage(&self) -> Vec<$crate::metrics::PoolUsage> {
-                if std::ptr::eq(self.writer(), self.reader()) {
-                    return vec![$crate::store::pool_usage("shared", self.writer())];
+                let mut usage = if std::ptr::eq(self.writer(), self.reader()) {
+                    vec![$crate::store::pool_usage("shared", self.writer())]
+                } else {
+                    vec![
+                        $crate::store::pool_usage("writer", self.writer()),
+                        $crate::store::pool_usage("reader", self.reader()),
+                    ]
+                };
+                if !std::ptr::eq(self.lookups(), self.reader()) {
+                    usage.push($crate::store::pool_usage("lookups", self.lookups()));
                 }
-                vec![
-                    $crate::store::pool_usage("writer", self.writer()),
-                    $crate::store::pool_usage("reader", self.reader()),
-                ]
+                usage
             }
         }
 
@@ -333,39 +338,62 @@ macro_rules! sql_store_common {
                 pool: sqlx::Pool<$db>,
                 concurrency: usize,
             ) -> $crate::store::employer_reads::EmployerReads {
-                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
+                use $crate::store::EmployerRow;
 
                 $crate::store::employer_reads::EmployerReads::start(concurrency, move |keys| {
                     let pool = pool.clone();
                     async move {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                            "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE "
-                        ));
-                        // A batch holds at least one key, so at least one column is matched.
-                        let mut matched_before = false;
-                        let mut match_column =
-                            |query: &mut sqlx::QueryBuilder<'_, $db>, column: &str| {
-                                if matched_before {
-                                    query.push(" OR ");
-                                }
-                                matched_before = true;
-                                query.push(column);
-                            };
-                        if !keys.ids.is_empty() {
-                            match_column(&mut query, "id");
-                            Self::push_in(&mut query, &keys.ids);
+                        // A lookup changes nothing, so one that failed on a broken connection
+                        // (idle while the database restarted, say) is tried again on another:
+                        // the pool drops the broken one as it takes it back. Every connection
+                        // may be broken, hence one attempt more than the pool holds.
+                        let mut attempts_left = pool.options().get_max_connections() + 1;
+                        loop {
+                            attempts_left -= 1;
+                            match Self::lookup_employers(&keys)
+                                .build_query_as::<EmployerRow>()
+                                .fetch_all(&pool)
+                                .await
+                            {
+                                Err(sqlx::Error::Io(_)) if attempts_left > 0 => continue,
+                                fetched => return Ok(fetched?),
+                            }
                         }
-                        if !keys.npwps.is_empty() {
-                            match_column(&mut query, "npwp");
-                            Self::push_in(&mut query, &keys.npwps);
-                        }
-                        if !keys.nibs.is_empty() {
-                            match_column(&mut query, "nib");
-                            Self::push_in(&mut query, &keys.nibs);
-                        }
-                        Ok(query.build_query_as::<EmployerRow>().fetch_all(&pool).await?)
                     }
                 })
+            }
+
+            /// The employers matching any of `keys`.
+            fn lookup_employers(
+                keys: &$crate::store::employer_reads::EmployerKeys,
+            ) -> sqlx::QueryBuilder<'_, $db> {
+                use $crate::store::EMPLOYER_COLUMNS;
+
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE "
+                ));
+                // A batch holds at least one key, so at least one column is matched.
+                let mut matched_before = false;
+                let mut match_column = |query: &mut sqlx::QueryBuilder<'_, $db>, column: &str| {
+                    if matched_before {
+                        query.push(" OR ");
+                    }
+                    matched_before = true;
+                    query.push(column);
+                };
+                if !keys.ids.is_empty() {
+                    match_column(&mut query, "id");
+                    Self::push_in(&mut query, &keys.ids);
+                }
+                if !keys.npwps.is_empty() {
+                    match_column(&mut query, "npwp");
+                    Self::push_in(&mut query, &keys.npwps);
+                }
+                if !keys.nibs.is_empty() {
+                    match_column(&mut query, "nib");
+                    Self::push_in(&mut query, &keys.nibs);
+                }
+                query
             }
         }
 

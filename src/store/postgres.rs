@@ -2,10 +2,15 @@
 //! every invariant (uniqueness, etags, idempotency) is enforced by the database inside one
 //! transaction, never by process memory.
 
+use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use sqlx::{PgPool, Postgres, migrate::Migrator, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool, Postgres,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow, numbered_resources};
@@ -14,10 +19,41 @@ use super::compliance::{
     STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
 use super::employer_reads::EmployerReads;
-use crate::audit::merkle::{Frontier, Hash, NodeId};
+use crate::audit::PendingEntry;
+use crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
+
+/// The statement that writes numbered log rows, their resources, the tree nodes they complete
+/// and the new head; the rows are written only if the head update (extended by
+/// `$head_condition`) took place.
+macro_rules! write_log_statement {
+    ($head_condition:literal) => {
+        concat!(
+            "WITH head AS (UPDATE audit_head SET size = $13, root = $14 WHERE id = 1",
+            $head_condition,
+            " RETURNING size), \
+             log AS (INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
+             status_code, is_write) SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], \
+             $4::text[], $5::text[], $6::text[], $7::int4[], $8::bool[]) \
+             WHERE EXISTS (SELECT FROM head)), \
+             resources AS (INSERT INTO audit_resources (seq, resource_id) \
+             SELECT * FROM UNNEST($9::int8[], $10::text[]) WHERE EXISTS (SELECT FROM head)), \
+             nodes AS (INSERT INTO audit_nodes (key, hash) \
+             SELECT * FROM UNNEST($11::int8[], $12::bytea[]) WHERE EXISTS (SELECT FROM head)) \
+             SELECT count(*) FROM head"
+        )
+    };
+}
+
+/// Extends the log whose head the transaction has locked.
+const WRITE_LOG: &str = write_log_statement!("");
+/// Extends the log if its head is still at size `$15` with root `$16` and no entry is pending.
+const WRITE_LOG_AT_KNOWN_HEAD: &str = write_log_statement!(
+    " AND size = $15 AND root = $16 AND NOT EXISTS (SELECT FROM audit_pending)"
+);
 
 pub struct PostgresStore {
     pool: PgPool,
+    lookups: PgPool,
     frontier: FrontierCache,
     feed_start: Mutex<FeedQueuePosition>,
     employer_reads: EmployerReads,
@@ -62,18 +98,32 @@ impl PostgresStore {
         // after use (and drops it if that fails), and a second round trip per query cost a
         // sixth of GetEmployer's throughput. A connection that broke while idle fails its next
         // query UNAVAILABLE and is dropped.
+        let max_connections = max_connections.max(2);
+        // A quarter of the connections, in a pool of their own: the lookups batch under load,
+        // and the rest stay free for writes, listings and the audit log.
+        let lookup_connections = (max_connections / 4).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(max_connections - lookup_connections)
             .test_before_acquire(false)
             .acquire_timeout(acquire_timeout)
             .connect(url)
             .await?;
-        // A quarter of the connections: the lookups batch under load, and the rest stay free
-        // for writes, listings and the audit log.
+        // A lookup's statement is always the same shape, but its keys are an array, so
+        // PostgreSQL would plan it anew for every execution: planning was two thirds of a
+        // lookup's time in the database. One plan serves every array.
+        let lookup_options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_generic_plan")]);
+        let lookups = PgPoolOptions::new()
+            .max_connections(lookup_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(lookup_options)
+            .await?;
         let employer_reads =
-            Self::start_employer_reads(pool.clone(), (max_connections / 4).max(1) as usize);
+            Self::start_employer_reads(lookups.clone(), lookup_connections as usize);
         Ok(Self {
             pool,
+            lookups,
             frontier: FrontierCache::default(),
             feed_start: Mutex::default(),
             employer_reads,
@@ -154,41 +204,73 @@ impl PostgresStore {
         nodes: &[(NodeId, Hash)],
         frontier: &Frontier,
     ) -> Result<(), StoreError> {
+        Self::log_statement(WRITE_LOG, first_seq, rows, nodes, frontier)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends `entries` in one statement, committed on its own, if the tree head is still the
+    /// one this process last wrote and no write's entry waits to be numbered first; otherwise
+    /// writes nothing and answers false. Under steady load one replica appends batch after
+    /// batch, and this way holds the head only while the statement runs, not across the four
+    /// round trips of a transaction that reads and locks it first.
+    async fn append_at_known_head(&self, entries: &[PendingEntry]) -> Result<bool, StoreError> {
+        let Some((mut frontier, root)) = self.frontier.latest() else {
+            return Ok(false);
+        };
+        let size = frontier.size();
+        let rows: Vec<LogRow<'_>> = entries.iter().map(LogRow::from).collect();
+        let mut nodes = Vec::with_capacity(rows.len() * 2);
+        for row in &rows {
+            nodes.extend(frontier.append(leaf_hash(row.entry)));
+        }
+        // Another replica, or this one's sequencer, moved the head meanwhile: the statement
+        // waits for its lock, finds the head changed and writes nothing.
+        let appended = Self::log_statement(WRITE_LOG_AT_KNOWN_HEAD, size, &rows, &nodes, &frontier)
+            .bind(size as i64)
+            .bind(root.as_slice())
+            .fetch_one(&self.pool)
+            .await?;
+        if appended == 0 {
+            return Ok(false);
+        }
+        self.frontier.keep(frontier);
+        Ok(true)
+    }
+
+    /// `statement` (one of the `WRITE_LOG` statements) with the rows, resources, nodes and
+    /// new head bound; it answers how many heads it updated.
+    fn log_statement<'q>(
+        statement: &'static str,
+        first_seq: u64,
+        rows: &'q [LogRow<'q>],
+        nodes: &'q [(NodeId, Hash)],
+        frontier: &Frontier,
+    ) -> sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments> {
         let seq = |offset: usize| (first_seq + offset as u64) as i64;
         let (resource_seqs, resource_ids): (Vec<i64>, Vec<&str>) =
             numbered_resources(first_seq, rows).unzip();
-        sqlx::query(
-            "WITH log AS (INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
-             status_code, is_write) SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], \
-             $4::text[], $5::text[], $6::text[], $7::int4[], $8::bool[])), \
-             resources AS (INSERT INTO audit_resources (seq, resource_id) \
-             SELECT * FROM UNNEST($9::int8[], $10::text[])), \
-             nodes AS (INSERT INTO audit_nodes (key, hash) \
-             SELECT * FROM UNNEST($11::int8[], $12::bytea[])) \
-             UPDATE audit_head SET size = $13, root = $14 WHERE id = 1",
-        )
-        .bind((0..rows.len()).map(seq).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.entry).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.time_us).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.agency).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.method).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.decision).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.status_code).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.is_write).collect::<Vec<_>>())
-        .bind(resource_seqs)
-        .bind(resource_ids)
-        .bind(nodes.iter().map(|(node, _)| node.key()).collect::<Vec<_>>())
-        .bind(
-            nodes
-                .iter()
-                .map(|(_, hash)| hash.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(frontier.size() as i64)
-        .bind(frontier.root().as_slice())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        sqlx::query_scalar(statement)
+            .bind((0..rows.len()).map(seq).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.entry).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.time_us).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.agency).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.method).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.decision).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.status_code).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.is_write).collect::<Vec<_>>())
+            .bind(resource_seqs)
+            .bind(resource_ids)
+            .bind(nodes.iter().map(|(node, _)| node.key()).collect::<Vec<_>>())
+            .bind(
+                nodes
+                    .iter()
+                    .map(|(_, hash)| hash.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(frontier.size() as i64)
+            .bind(frontier.root().to_vec())
     }
 
     /// Inserts report rows with one statement.
@@ -368,6 +450,10 @@ impl PostgresStore {
 
     fn reader(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn lookups(&self) -> &PgPool {
+        &self.lookups
     }
 }
 
