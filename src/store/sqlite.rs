@@ -317,6 +317,11 @@ impl SqliteStore {
         Ok(false)
     }
 
+    /// Writes log rows numbered from `first_seq`, the tree nodes they complete and the new
+    /// head, sent together: every statement sent on its own is a round trip to the
+    /// connection's thread, made while the append holds the database's write lock. The nodes
+    /// go as a JSON array of keys and one blob of their hashes, so the text of the whole
+    /// depends only on the number of rows and stays prepared.
     async fn write_log(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
         first_seq: u64,
@@ -325,21 +330,27 @@ impl SqliteStore {
         frontier: &Frontier,
     ) -> Result<(), StoreError> {
         let seq = |offset: usize| (first_seq + offset as u64) as i64;
+        let records = rows
+            .iter()
+            .map(|r| serde_json::to_string(&r.resources))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|error| sqlx::Error::Encode(error.into()))?;
+        let node_keys =
+            serde_json::to_string(&nodes.iter().map(|(node, _)| node.key()).collect::<Vec<_>>())
+                .map_err(|error| sqlx::Error::Encode(error.into()))?;
+        let node_hashes: Vec<u8> = nodes.iter().flat_map(|(_, hash)| *hash).collect();
+
+        let mut statements = sqlx::QueryBuilder::<Sqlite>::new("");
         for (first, chunk) in (0..rows.len())
             .step_by(LOG_ROWS_PER_STATEMENT)
             .zip(rows.chunks(LOG_ROWS_PER_STATEMENT))
         {
-            let mut log = sqlx::QueryBuilder::<Sqlite>::new(
+            statements.push(
                 "INSERT INTO audit_log (seq, entry, time_us, agency, method, decision, \
                  status_code, is_write, resources) ",
             );
-            let records = chunk
-                .iter()
-                .map(|r| serde_json::to_string(&r.resources))
-                .collect::<Result<Vec<String>, _>>()
-                .map_err(|error| sqlx::Error::Encode(error.into()))?;
-            log.push_values(
-                chunk.iter().zip(records).enumerate(),
+            statements.push_values(
+                chunk.iter().zip(&records[first..]).enumerate(),
                 |mut row, (offset, (r, records))| {
                     row.push_bind(seq(first + offset))
                         .push_bind(r.entry)
@@ -349,26 +360,24 @@ impl SqliteStore {
                         .push_bind(r.decision)
                         .push_bind(r.status_code)
                         .push_bind(r.is_write)
-                        .push_bind(records);
+                        .push_bind(records.as_str());
                 },
             );
-            log.build().execute(&mut **tx).await?;
+            statements.push("; ");
         }
-
-        for chunk in nodes.chunks(4000) {
-            let mut query =
-                sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO audit_nodes (key, hash) ");
-            query.push_values(chunk, |mut row, (node, hash)| {
-                row.push_bind(node.key()).push_bind(hash.as_slice());
-            });
-            query.build().execute(&mut **tx).await?;
-        }
-
-        sqlx::query("UPDATE audit_head SET size = $1, root = $2 WHERE id = 1")
-            .bind(frontier.size() as i64)
-            .bind(frontier.root().as_slice())
-            .execute(&mut **tx)
-            .await?;
+        // json_each numbers the keys from 0 (its `key` column); hash n is bytes 32n+1 to
+        // 32n+32 of the blob.
+        statements
+            .push("INSERT INTO audit_nodes (key, hash) SELECT value, substr(")
+            .push_bind(node_hashes)
+            .push(", 32 * key + 1, 32) FROM json_each(")
+            .push_bind(node_keys)
+            .push("); UPDATE audit_head SET size = ")
+            .push_bind(frontier.size() as i64)
+            .push(", root = ")
+            .push_bind(frontier.root().to_vec())
+            .push(" WHERE id = 1");
+        statements.build().execute(&mut **tx).await?;
         Ok(())
     }
 
