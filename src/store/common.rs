@@ -333,30 +333,40 @@ macro_rules! sql_store_common {
 
         impl $store {
             /// Starts the shared lookups of single employers (`employer_reads`) on `pool`,
-            /// `concurrency` queries at a time.
+            /// which serves nothing else (they keep its connections), `concurrency` queries
+            /// at a time.
             fn start_employer_reads(
                 pool: sqlx::Pool<$db>,
                 concurrency: usize,
             ) -> $crate::store::employer_reads::EmployerReads {
                 use $crate::store::EmployerRow;
 
+                let connections = std::sync::Arc::new(
+                    $crate::store::employer_reads::KeptConnections::new(pool),
+                );
                 $crate::store::employer_reads::EmployerReads::start(concurrency, move |keys| {
-                    let pool = pool.clone();
+                    let connections = std::sync::Arc::clone(&connections);
                     async move {
                         // A lookup changes nothing, so one that failed on a broken connection
-                        // (idle while the database restarted, say) is tried again on another:
-                        // the pool drops the broken one as it takes it back. Every connection
-                        // may be broken, hence one attempt more than the pool holds.
-                        let mut attempts_left = pool.options().get_max_connections() + 1;
+                        // (idle while the database restarted, say) is tried again on another;
+                        // the broken one is dropped, and the pool closes it as it takes it
+                        // back. Every connection may be broken, hence one attempt more than
+                        // the pool holds.
+                        let mut attempts_left = connections.capacity() + 1;
                         loop {
                             attempts_left -= 1;
+                            let (mut connection, taken) = connections.take().await?;
                             match Self::lookup_employers(&keys)
                                 .build_query_as::<EmployerRow>()
-                                .fetch_all(&pool)
+                                .fetch_all(&mut *connection)
                                 .await
                             {
+                                Ok(rows) => {
+                                    connections.keep(connection, taken);
+                                    return Ok(rows);
+                                }
                                 Err(sqlx::Error::Io(_)) if attempts_left > 0 => continue,
-                                fetched => return Ok(fetched?),
+                                Err(error) => return Err(error.into()),
                             }
                         }
                     }

@@ -53,6 +53,7 @@ const WRITE_LOG_AT_KNOWN_HEAD: &str = write_log_statement!(
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Lookups of single employers only.
     lookups: PgPool,
     frontier: FrontierCache,
     feed_start: Mutex<FeedQueuePosition>,

@@ -54,6 +54,8 @@ const RECORD_INDEX_SCHEMA: &str = "\
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Lookups of single employers only.
+    lookups: SqlitePool,
     /// The record index's own connection, with the main file attached as `log` to read from.
     record_index: SqlitePool,
     frontier: FrontierCache,
@@ -161,13 +163,22 @@ impl SqliteStore {
             .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout())
             .after_connect(attaching(index_file, "audit_index"))
+            .connect_with(options.clone().read_only(true))
+            .await?;
+        // As many connections again, for the lookups of single employers alone: they keep
+        // their connections between queries.
+        let lookups = SqlitePoolOptions::new()
+            .max_connections(config.sqlite_readers.max(1))
+            .test_before_acquire(false)
+            .acquire_timeout(config.acquire_timeout())
             .connect_with(options.read_only(true))
             .await?;
         let employer_reads =
-            Self::start_employer_reads(reader.clone(), config.sqlite_readers.max(1) as usize);
+            Self::start_employer_reads(lookups.clone(), config.sqlite_readers.max(1) as usize);
         Ok(Self {
             writer,
             reader,
+            lookups,
             record_index,
             frontier: FrontierCache::default(),
             employer_reads,
@@ -506,9 +517,8 @@ impl SqliteStore {
         &self.reader
     }
 
-    /// Lookups of single employers share the read connections.
     fn lookups(&self) -> &SqlitePool {
-        &self.reader
+        &self.lookups
     }
 }
 
