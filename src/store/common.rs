@@ -342,7 +342,7 @@ macro_rules! sql_store_common {
                 use $crate::store::EmployerRow;
 
                 let connections = std::sync::Arc::new(
-                    $crate::store::employer_reads::KeptConnections::new(pool),
+                    $crate::store::kept_connections::KeptConnections::new(pool),
                 );
                 $crate::store::employer_reads::EmployerReads::start(concurrency, move |keys| {
                     let connections = std::sync::Arc::clone(&connections);

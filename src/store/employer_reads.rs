@@ -11,13 +11,8 @@
 //! A read still sees every write committed before it was asked for: its query starts after the
 //! read joined the queue, so its snapshot is taken later still.
 
-use std::{
-    future::Future,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{future::Future, sync::Arc};
 
-use sqlx::pool::{Pool, PoolConnection};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -116,76 +111,6 @@ impl EmployerReads {
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
-    }
-}
-
-/// How long a kept connection may sit unused before it goes back to the pool, which tests it
-/// as it takes it back: one that broke meanwhile is found before a lookup needs it.
-const KEEP_IDLE: Duration = Duration::from_secs(5);
-/// How long a connection is kept at most: back in the pool, it is closed once older than the
-/// pool's limit on a connection's lifetime.
-const KEEP_AT_MOST: Duration = Duration::from_secs(60);
-
-/// A connection taken from the pool, with when it was taken and last used.
-struct Kept<DB: sqlx::Database> {
-    connection: PoolConnection<DB>,
-    taken: Instant,
-    used: Instant,
-}
-
-/// Connections the lookups keep between queries instead of handing each back to the pool,
-/// which tests every connection it takes back with a round trip of its own — one per lookup
-/// query otherwise. The pool must serve nothing else: every connection may be kept.
-pub(super) struct KeptConnections<DB: sqlx::Database> {
-    pool: Pool<DB>,
-    idle: Mutex<Vec<Kept<DB>>>,
-}
-
-impl<DB: sqlx::Database> KeptConnections<DB> {
-    pub fn new(pool: Pool<DB>) -> Self {
-        Self {
-            pool,
-            idle: Mutex::default(),
-        }
-    }
-
-    /// The pool's size: how many connections may be kept.
-    pub fn capacity(&self) -> u32 {
-        self.pool.options().get_max_connections()
-    }
-
-    /// A kept connection used lately, or one from the pool.
-    pub async fn take(&self) -> Result<(PoolConnection<DB>, Instant), sqlx::Error> {
-        loop {
-            let next = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
-            match next {
-                Some(kept)
-                    if kept.used.elapsed() < KEEP_IDLE && kept.taken.elapsed() < KEEP_AT_MOST =>
-                {
-                    return Ok((kept.connection, kept.taken));
-                }
-                // Dropped: back to the pool, which tests it.
-                Some(_stale) => continue,
-                None => return Ok((self.pool.acquire().await?, Instant::now())),
-            }
-        }
-    }
-
-    /// Keeps `connection`, taken from the pool at `taken`, for the next lookup. A connection
-    /// whose query failed is not kept but dropped, so the pool tests it.
-    pub fn keep(&self, connection: PoolConnection<DB>, taken: Instant) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Kept {
-                connection,
-                taken,
-                used: Instant::now(),
-            });
     }
 }
 

@@ -44,6 +44,7 @@ mod cases;
 #[macro_use]
 mod compliance;
 mod employer_reads;
+mod kept_connections;
 pub mod postgres;
 pub mod sqlite;
 

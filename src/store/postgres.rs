@@ -19,6 +19,7 @@ use super::compliance::{
     STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
 };
 use super::employer_reads::EmployerReads;
+use super::kept_connections::KeptConnections;
 use crate::audit::PendingEntry;
 use crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
 
@@ -55,6 +56,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Lookups of single employers only.
     lookups: PgPool,
+    /// The connection audit batches are appended on, kept from `pool`.
+    appending: KeptConnections<Postgres>,
     frontier: FrontierCache,
     feed_start: Mutex<FeedQueuePosition>,
     employer_reads: EmployerReads,
@@ -123,6 +126,7 @@ impl PostgresStore {
         let employer_reads =
             Self::start_employer_reads(lookups.clone(), lookup_connections as usize);
         Ok(Self {
+            appending: KeptConnections::new(pool.clone()),
             pool,
             lookups,
             frontier: FrontierCache::default(),
@@ -228,11 +232,13 @@ impl PostgresStore {
         }
         // Another replica, or this one's sequencer, moved the head meanwhile: the statement
         // waits for its lock, finds the head changed and writes nothing.
+        let (mut connection, taken) = self.appending.take().await?;
         let appended = Self::log_statement(WRITE_LOG_AT_KNOWN_HEAD, size, &rows, &nodes, &frontier)
             .bind(size as i64)
             .bind(root.as_slice())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *connection)
             .await?;
+        self.appending.keep(connection, taken);
         if appended == 0 {
             return Ok(false);
         }
