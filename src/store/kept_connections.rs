@@ -64,7 +64,7 @@ impl<DB: sqlx::Database> KeptConnections<DB> {
         }
     }
 
-    /// Keeps `connection`, taken from the pool at `taken`, for the next lookup. A connection
+    /// Keeps `connection`, taken from the pool at `taken`, for the next query. A connection
     /// whose query failed is not kept but dropped, so the pool tests it.
     pub fn keep(&self, connection: PoolConnection<DB>, taken: Instant) {
         self.idle

@@ -320,19 +320,18 @@ impl SqliteStore {
             .await
     }
 
-    /// Writes log rows numbered from `first_seq` with their records, the tree nodes they
-    /// complete and the new head. The record index is filled later (`index_records`).
     /// Never appends: the single writer connection's write lock is the file's, so the locked
     /// path costs no extra round trips to another process.
     async fn append_at_known_head(&self, _entries: &[PendingEntry]) -> Result<bool, StoreError> {
         Ok(false)
     }
 
-    /// Writes log rows numbered from `first_seq`, the tree nodes they complete and the new
-    /// head, sent together: every statement sent on its own is a round trip to the
-    /// connection's thread, made while the append holds the database's write lock. The nodes
-    /// go as a JSON array of keys and one blob of their hashes, so the text of the whole
-    /// depends only on the number of rows and stays prepared.
+    /// Writes log rows numbered from `first_seq` with their records, the tree nodes they
+    /// complete and the new head; the record index is filled later (`index_records`). They
+    /// are sent together: every statement sent on its own is a round trip to the connection's
+    /// thread, made while the append holds the database's write lock. The nodes go as a JSON
+    /// array of keys and one blob of their hashes, so the text of the whole depends only on
+    /// the number of rows and stays prepared.
     async fn write_log(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
         first_seq: u64,
