@@ -9,7 +9,7 @@
 //! `index_records`, which brings a record index built apart from the append up to date.
 
 use crate::audit::PendingEntry;
-use crate::audit::merkle::{Frontier, Hash};
+use crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
 
 /// The log's right edge as this process last committed it. An append starts from it when the
 /// head is still the one it left (same size and root: nobody else extended the log meanwhile)
@@ -19,14 +19,9 @@ pub struct FrontierCache(std::sync::Mutex<Option<(Frontier, Hash)>>);
 
 impl FrontierCache {
     pub(super) fn at(&self, size: u64, root: &Hash) -> Option<Frontier> {
-        let cached = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached
-            .as_ref()
+        self.latest()
             .filter(|(frontier, cached_root)| frontier.size() == size && cached_root == root)
-            .map(|(frontier, _)| frontier.clone())
+            .map(|(frontier, _)| frontier)
     }
 
     /// The edge as this process last committed it, with its root.
@@ -89,6 +84,15 @@ pub(super) struct LogRow<'a> {
     pub status_code: i32,
     pub is_write: bool,
     pub resources: Vec<&'a str>,
+}
+
+/// Extends `frontier` with a leaf per row, in order; the tree nodes the leaves complete.
+pub(super) fn append_leaves(frontier: &mut Frontier, rows: &[LogRow<'_>]) -> Vec<(NodeId, Hash)> {
+    let mut nodes = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        nodes.extend(frontier.append(leaf_hash(row.entry)));
+    }
+    nodes
 }
 
 /// Each row's resources as (sequence number, resource id), the rows numbered from `first_seq`.
@@ -173,7 +177,7 @@ macro_rules! sql_store_audit {
                 head: &$crate::store::audit::LockedHead,
                 entries: &[$crate::audit::PendingEntry],
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
+                use $crate::audit::merkle::Frontier;
                 use $crate::store::StoreError;
                 use $crate::store::audit::LogRow;
 
@@ -193,10 +197,7 @@ macro_rules! sql_store_audit {
                         })?
                     }
                 };
-                let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(rows.len() * 2);
-                for row in &rows {
-                    nodes.extend(frontier.append(leaf_hash(row.entry)));
-                }
+                let nodes = $crate::store::audit::append_leaves(&mut frontier, &rows);
 
                 Self::write_log(&mut tx, size, &rows, &nodes, &frontier).await?;
                 Self::drop_pending(&mut tx, &head.pending).await?;

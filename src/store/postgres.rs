@@ -13,7 +13,7 @@ use sqlx::{
 };
 
 use super::StoreError;
-use super::audit::{FrontierCache, LogRow, numbered_resources};
+use super::audit::{FrontierCache, LogRow, append_leaves, numbered_resources};
 use super::compliance::{
     BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
     STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
@@ -21,7 +21,7 @@ use super::compliance::{
 use super::employer_reads::EmployerReads;
 use super::kept_connections::KeptConnections;
 use crate::audit::PendingEntry;
-use crate::audit::merkle::{Frontier, Hash, NodeId, leaf_hash};
+use crate::audit::merkle::{Frontier, Hash, NodeId};
 
 /// The statement that writes numbered log rows, their resources, the tree nodes they complete
 /// and the new head; the rows are written only if the head update (extended by
@@ -226,10 +226,7 @@ impl PostgresStore {
         };
         let size = frontier.size();
         let rows: Vec<LogRow<'_>> = entries.iter().map(LogRow::from).collect();
-        let mut nodes = Vec::with_capacity(rows.len() * 2);
-        for row in &rows {
-            nodes.extend(frontier.append(leaf_hash(row.entry)));
-        }
+        let nodes = append_leaves(&mut frontier, &rows);
         // Another replica, or this one's sequencer, moved the head meanwhile: the statement
         // waits for its lock, finds the head changed and writes nothing.
         let (mut connection, taken) = self.appending.take().await?;
