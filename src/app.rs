@@ -37,6 +37,7 @@ use crate::proto::{
     inspection_service_server::InspectionServiceServer,
     referral_service_server::ReferralServiceServer, sanction_service_server::SanctionServiceServer,
 };
+use crate::statuses::{LargeBatches, recompute_queued_statuses};
 use crate::store::{self, Store, StoreError};
 use crate::task::AbortOnDrop;
 use crate::tls;
@@ -200,6 +201,15 @@ impl App {
             std::time::Duration::from_millis(self.config.audit.sequence_interval_ms.max(10)),
             Arc::clone(&feed),
         )));
+        let large_batches = LargeBatches::default();
+        let status_interval = self.config.compliance.status_interval_ms;
+        let _status_worker = (status_interval > 0).then(|| {
+            AbortOnDrop(tokio::spawn(recompute_queued_statuses(
+                Arc::clone(&self.store),
+                large_batches.clone(),
+                std::time::Duration::from_millis(status_interval.max(10)),
+            )))
+        });
         let _record_indexer =
             AbortOnDrop(tokio::spawn(index_audit_records(Arc::clone(&self.store))));
 
@@ -290,8 +300,11 @@ impl App {
                 .max_decoding_message_size(max_message),
             )
             .add_service(
-                ComplianceServiceServer::new(ComplianceApi::new(Arc::clone(&self.store)))
-                    .max_decoding_message_size(max_message),
+                ComplianceServiceServer::new(ComplianceApi::new(
+                    Arc::clone(&self.store),
+                    large_batches,
+                ))
+                .max_decoding_message_size(max_message),
             )
             .add_service(
                 FeedServiceServer::new(FeedApi::new(

@@ -30,6 +30,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub audit: AuditConfig,
     pub feed: FeedConfig,
+    pub compliance: ComplianceConfig,
     pub limits: LimitsConfig,
     pub tls: TlsConfig,
     pub metrics: MetricsConfig,
@@ -81,6 +82,26 @@ impl Default for FeedConfig {
             heartbeat_interval_ms: 15_000,
             subscriber_queue: 256,
             slow_subscriber_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Compliance statuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// How often each replica looks for employers whose statuses a report batch of more than
+    /// one chunk left to recompute, in milliseconds, when it last found none. Until then
+    /// `ListNonCompliant` ranks them by their previous status; reading a status is exact
+    /// throughout. Zero runs no status worker on this replica (another replica's does the
+    /// work).
+    pub status_interval_ms: u64,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self {
+            status_interval_ms: 200,
         }
     }
 }
@@ -354,6 +375,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             feed: FeedConfig::default(),
+            compliance: ComplianceConfig::default(),
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),

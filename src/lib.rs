@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod statuses;
 pub mod store;
 pub mod task;
 pub mod telemetry;

@@ -5,11 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestAgency, TestApp, create, employer, unique_number};
+use common::{Backend, TestAgency, TestApp, create, employer, unique_number};
 use sinergi::proto::{
     self, AgencyKind, ComplianceCategory as Cat, ProgrammeGroup, ReportKind,
     audit_service_client::AuditServiceClient,
     compliance_service_client::ComplianceServiceClient,
+    feed_service_client::FeedServiceClient,
     report_submission::{Employer, Figures},
 };
 use tonic::Code;
@@ -863,6 +864,113 @@ async fn coverage_adds_up_per_region(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["period"]);
+}
+
+/// A batch of more than one chunk leaves its employers' statuses to the status worker. Until
+/// one has run, reading a status gives what the reports say and the ranking keeps the previous
+/// status; then a replica's worker recomputes them and the ranking follows.
+async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed(backend: Backend) {
+    let app = common::spawn_app_with(backend, |config| {
+        config.compliance.status_interval_ms = 0;
+    })
+    .await;
+    let agencies = agencies(&app).await;
+    let mut employers = Vec::new();
+    for total in [100, 200, 300] {
+        let id = new_employer(&app, "33.75", proto::SizeClass::Small).await;
+        submit(&app, &agencies.disnaker, workforce(&id, total))
+            .await
+            .unwrap();
+        employers.push(id);
+    }
+    // 1,500 items (two database chunks); each employer's last one says 40 are registered.
+    let items: Vec<_> = (0..1500)
+        .map(|i| bulk_item(&employers[i % 3], 10 + 30 * (i / 1497) as u32))
+        .collect();
+    bulk(&app, &agencies.kesehatan, items).await.unwrap();
+
+    let statuses = client(&app, &agencies.inspector)
+        .get_compliance_status(proto::GetComplianceStatusRequest {
+            employer_id: employers[2].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses;
+    let jkn = status_of(&statuses, ProgrammeGroup::Jkn);
+    assert_eq!(categories(&jkn), [Cat::PdsTk]);
+    assert_eq!(jkn.gap, 260);
+    let by_gap = proto::ListNonCompliantRequest {
+        programme_group: ProgrammeGroup::Jkn.into(),
+        order: proto::list_non_compliant_request::Order::Gap.into(),
+        ..Default::default()
+    };
+    let listed = client(&app, &agencies.inspector)
+        .list_non_compliant(by_gap.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .employers;
+    assert!(listed.is_empty(), "ranked before recomputed: {listed:?}");
+
+    let follower = app
+        .agency(
+            AgencyKind::BpjsKesehatan,
+            &[("feed.read", &[]), ("compliance.read", &[])],
+        )
+        .await;
+    let mut feed = FeedServiceClient::new(app.authed(&follower.token))
+        .watch(proto::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let _worker = common::spawn_replica_with(&app, |config| {
+        config.compliance.status_interval_ms = 50;
+    })
+    .await;
+    let mut recomputed = std::collections::HashSet::new();
+    while recomputed.len() < employers.len() {
+        let message = tokio::time::timeout(Duration::from_secs(10), feed.message())
+            .await
+            .expect("statuses recomputed in time")
+            .unwrap()
+            .expect("an open stream");
+        if let Some(proto::watch_response::Message::Event(event)) = message.message
+            && let Some(proto::feed_event::Payload::Status(status)) = event.payload
+            && status.programme_group == i32::from(ProgrammeGroup::Jkn)
+            && categories(&status) == [Cat::PdsTk]
+        {
+            recomputed.insert(event.employer_id);
+        }
+    }
+    let listed = client(&app, &agencies.inspector)
+        .list_non_compliant(by_gap)
+        .await
+        .unwrap()
+        .into_inner()
+        .employers;
+    let ranked: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|e| (e.employer_id.as_str(), e.status.as_ref().unwrap().gap))
+        .collect();
+    assert_eq!(
+        ranked,
+        [
+            (employers[2].as_str(), 260),
+            (employers[1].as_str(), 160),
+            (employers[0].as_str(), 60)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed_on_sqlite() {
+    a_large_batch_is_ranked_once_its_statuses_are_recomputed(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed_on_postgres() {
+    a_large_batch_is_ranked_once_its_statuses_are_recomputed(Backend::Postgres).await;
 }
 
 on_both_backends!(

@@ -32,6 +32,7 @@ use crate::domain::scope::{RegionScope, Scope};
 use crate::domain::{FieldViolation, Violations};
 use crate::error::ApiError;
 use crate::proto::{self, compliance_service_server::ComplianceService};
+use crate::statuses::LargeBatches;
 use crate::store::{
     CoverageRow, REPORT_CHUNK, ReportBatch, ReportChunks, ReportCursor, SingleReport, Store,
     StoreError,
@@ -44,11 +45,15 @@ const MAX_BATCH_ITEMS: u64 = 50_000_000;
 
 pub struct ComplianceApi {
     store: Arc<dyn Store>,
+    large_batches: LargeBatches,
 }
 
 impl ComplianceApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, large_batches: LargeBatches) -> Self {
+        Self {
+            store,
+            large_batches,
+        }
     }
 
     /// The employer a read names, refused unless `scope` covers its region.
@@ -370,6 +375,7 @@ impl ComplianceService for ComplianceApi {
                 Some(format!("{count} reports in one batch")),
             ),
         };
+        let _writing = (count > REPORT_CHUNK as u64).then(|| self.large_batches.writing());
         let outcome = self
             .store
             .submit_reports(&batch, &mut items)

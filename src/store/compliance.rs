@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::compliance::{ComplianceStatus, Figures, Period, Report};
+use crate::domain::compliance::{
+    ComplianceStatus, EmployerFacts, Figures, Period, ProgrammeGroup, Report, compute_status,
+};
 use crate::domain::employer::SizeClass;
 use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
 use crate::domain::scope::Scope;
@@ -72,7 +74,25 @@ impl EmployerFactsRow {
     pub fn size(&self) -> Option<SizeClass> {
         self.size_class.as_deref().and_then(SizeClass::from_stored)
     }
+
+    /// The employer's status in every programme group, computed from its current `reports`.
+    pub fn statuses(
+        &self,
+        reports: &[Report],
+        now: OffsetDateTime,
+    ) -> impl Iterator<Item = ComplianceStatus> {
+        let facts = EmployerFacts {
+            size_class: self.size(),
+        };
+        ProgrammeGroup::ALL
+            .into_iter()
+            .map(move |group| compute_status(self.id, group, facts, reports, now))
+    }
 }
+
+/// The columns of [`EmployerFactsRow`].
+pub(super) const EMPLOYER_FACTS: &str = "SELECT id, npwp, region_code, province_code, size_class \
+     FROM employers WHERE id";
 
 /// Marks an agency (rather than an agency kind) in a feed event's stored audience.
 const PARTY_PREFIX: &str = "agency:";
@@ -326,10 +346,8 @@ macro_rules! sql_store_compliance {
             {
                 let mut found = Vec::new();
                 if !ids.is_empty() {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT id, npwp, region_code, province_code, size_class FROM employers \
-                         WHERE id",
-                    );
+                    let mut query =
+                        sqlx::QueryBuilder::<$db>::new($crate::store::compliance::EMPLOYER_FACTS);
                     Self::push_in(&mut query, ids);
                     query.push(" ORDER BY id").push(Self::LOCK_EMPLOYERS);
                     found.extend(query.build_query_as().fetch_all(&mut **tx).await?);
@@ -348,7 +366,7 @@ macro_rules! sql_store_compliance {
 
             /// The current (not superseded) reports of these employers.
             async fn current_reports(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                connection: &mut <$db as sqlx::Database>::Connection,
                 employers: &[uuid::Uuid],
                 into: &mut $crate::store::compliance::CurrentReports,
             ) -> Result<(), $crate::store::StoreError> {
@@ -359,7 +377,8 @@ macro_rules! sql_store_compliance {
                          AND employer_id"
                     ));
                     Self::push_in(&mut query, chunk);
-                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
+                    let rows: Vec<ReportRow> =
+                        query.build_query_as().fetch_all(&mut *connection).await?;
                     for row in rows {
                         let report = $crate::domain::compliance::Report::try_from(row)?;
                         into.entry(report.employer_id).or_default().push(report);
@@ -378,7 +397,6 @@ macro_rules! sql_store_compliance {
                 source: &str,
                 events: &mut Vec<$crate::domain::feed::FeedEvent>,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::domain::compliance::{EmployerFacts, ProgrammeGroup, compute_status};
                 use $crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
                 use $crate::store::compliance::parse_status;
 
@@ -408,17 +426,9 @@ macro_rules! sql_store_compliance {
                 let mut changed = Vec::new();
                 for employer in with_reports {
                     let employer_reports = reports.get(&employer.id).map_or(&[][..], |r| r);
-                    for group in ProgrammeGroup::ALL {
-                        let status = compute_status(
-                            employer.id,
-                            group,
-                            EmployerFacts {
-                                size_class: employer.size(),
-                            },
-                            employer_reports,
-                            now,
-                        );
-                        let previous = stored.get(&(employer.id, group.as_str().to_owned()));
+                    for status in employer.statuses(employer_reports, now) {
+                        let previous =
+                            stored.get(&(employer.id, status.group.as_str().to_owned()));
                         let unchanged = previous.is_some_and(|(detail, region, size)| {
                             *region == employer.region_code
                                 && *size == employer.size_class
@@ -446,6 +456,29 @@ macro_rules! sql_store_compliance {
                         source,
                         FeedPayload::Status(status),
                     ));
+                }
+                Ok(())
+            }
+
+            /// Leaves `employers` to the status worker, which recomputes their statuses once
+            /// the batch has committed (see `migrations/*/0008_status_pending.sql`).
+            async fn queue_statuses(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                employers: &[&$crate::store::compliance::EmployerFactsRow],
+                source: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO status_pending (employer_id, source_agency) ",
+                    );
+                    insert.push_values(chunk, |mut row, employer| {
+                        row.push_bind(employer.id).push_bind(source.to_owned());
+                    });
+                    insert.push(
+                        " ON CONFLICT (employer_id) DO UPDATE \
+                         SET source_agency = excluded.source_agency",
+                    );
+                    insert.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
@@ -498,10 +531,10 @@ macro_rules! sql_store_compliance {
                         ..first
                     });
                 }
-                // A batch written in one chunk commits right after its one write per table:
-                // its events go to the queue at once.
-                let staging = Self::BULK_FEED_STAGING
-                    .filter(|_| items.remaining() > $crate::store::REPORT_CHUNK as u64);
+                // A batch written in one chunk commits right after its one write per table: its
+                // events go to the queue at once, and its statuses are recomputed in place.
+                let many_chunks = items.remaining() > $crate::store::REPORT_CHUNK as u64;
+                let staging = Self::BULK_FEED_STAGING.filter(|_| many_chunks);
                 let feed_queue = match &staging {
                     Some(staging) => {
                         sqlx::query(staging.create).execute(&mut *tx).await?;
@@ -573,7 +606,7 @@ macro_rules! sql_store_compliance {
                         .into_iter()
                         .collect();
                     let mut current = CurrentReports::new();
-                    Self::current_reports(&mut tx, &touched, &mut current).await?;
+                    Self::current_reports(&mut *tx, &touched, &mut current).await?;
 
                     // Items apply in order: a later item of the same series corrects an
                     // earlier one, even within this chunk.
@@ -650,8 +683,12 @@ macro_rules! sql_store_compliance {
                             .filter(|e| seen.insert(e.id))
                             .collect()
                     };
-                    Self::refresh_statuses(&mut tx, &unique, &current, now, source, &mut events)
-                        .await?;
+                    if many_chunks {
+                        Self::queue_statuses(&mut tx, &unique, source).await?;
+                    } else {
+                        Self::refresh_statuses(&mut tx, &unique, &current, now, source, &mut events)
+                            .await?;
+                    }
                     Self::queue_feed_events(&mut tx, feed_queue, &events).await?;
 
                     outcome.accepted += new_reports.len() as u64;
@@ -749,16 +786,105 @@ macro_rules! sql_store_compliance {
                 employer: uuid::Uuid,
             ) -> Result<Vec<$crate::domain::compliance::ComplianceStatus>, $crate::store::StoreError>
             {
-                let details: Vec<String> = sqlx::query_scalar(
-                    "SELECT detail FROM compliance_status WHERE employer_id = $1",
+                use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
+
+                // One row per stored status (or one without a status), each saying whether the
+                // employer waits for the status worker.
+                let rows: Vec<(bool, Option<String>)> = sqlx::query_as(
+                    "SELECT EXISTS (SELECT 1 FROM status_pending WHERE employer_id = $1), \
+                     s.detail FROM (SELECT 1) AS one \
+                     LEFT JOIN compliance_status s ON s.employer_id = $1",
                 )
                 .bind(employer)
                 .fetch_all(self.reader())
                 .await?;
-                details
-                    .iter()
-                    .map(|detail| $crate::store::compliance::parse_status(detail))
-                    .collect()
+                let queued = rows.first().is_some_and(|(queued, _)| *queued);
+                if !queued {
+                    return rows
+                        .iter()
+                        .filter_map(|(_, detail)| detail.as_deref())
+                        .map($crate::store::compliance::parse_status)
+                        .collect();
+                }
+                // A batch's reports are in, its statuses not yet: computed from the reports, so
+                // the answer is the one the worker is about to store.
+                let mut connection = self.reader().acquire().await?;
+                let facts: Option<EmployerFactsRow> =
+                    sqlx::query_as(&format!("{EMPLOYER_FACTS} = $1"))
+                        .bind(employer)
+                        .fetch_optional(&mut *connection)
+                        .await?;
+                let Some(facts) = facts else {
+                    return Ok(Vec::new());
+                };
+                let mut current = CurrentReports::new();
+                Self::current_reports(&mut *connection, &[employer], &mut current).await?;
+                let reports = current.remove(&employer).unwrap_or_default();
+                Ok(facts
+                    .statuses(&reports, $crate::store::now_micros())
+                    .collect())
+            }
+
+            async fn recompute_queued_statuses(
+                &self,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> Result<Option<$crate::store::QueuedRound>, $crate::store::StoreError> {
+                use std::collections::{BTreeMap, HashMap};
+
+                use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
+
+                let mut tx = self.begin_write().await?;
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT employer_id, source_agency FROM status_pending",
+                );
+                if let Some(after) = after {
+                    query.push(" WHERE employer_id > ").push_bind(after);
+                }
+                query
+                    .push(" ORDER BY employer_id LIMIT ")
+                    .push_bind(i64::from(limit))
+                    .push(Self::SKIP_LOCKED);
+                let queued: Vec<(uuid::Uuid, String)> =
+                    query.build_query_as().fetch_all(&mut *tx).await?;
+                let Some(&(last, _)) = queued.last() else {
+                    return Ok(None);
+                };
+                let ids: Vec<uuid::Uuid> = queued.iter().map(|(id, _)| *id).collect();
+                // An employer a write holds right now stays queued for a later round: the
+                // worker never waits on a write, so it can never deadlock with one.
+                let mut query = sqlx::QueryBuilder::<$db>::new(EMPLOYER_FACTS);
+                Self::push_in(&mut query, &ids);
+                query.push(" ORDER BY id").push(Self::SKIP_LOCKED);
+                let employers: Vec<EmployerFactsRow> =
+                    query.build_query_as().fetch_all(&mut *tx).await?;
+                let taken: Vec<uuid::Uuid> = employers.iter().map(|e| e.id).collect();
+                if !taken.is_empty() {
+                    let mut current = CurrentReports::new();
+                    Self::current_reports(&mut *tx, &taken, &mut current).await?;
+                    let sources: HashMap<uuid::Uuid, String> = queued.into_iter().collect();
+                    let mut by_source: BTreeMap<&str, Vec<&EmployerFactsRow>> = BTreeMap::new();
+                    for employer in &employers {
+                        let source = sources.get(&employer.id).map_or("", String::as_str);
+                        by_source.entry(source).or_default().push(employer);
+                    }
+                    let now = $crate::store::now_micros();
+                    let mut events = Vec::new();
+                    for (source, employers) in by_source {
+                        Self::refresh_statuses(&mut tx, &employers, &current, now, source, &mut events)
+                            .await?;
+                    }
+                    Self::insert_feed_events(&mut tx, &events).await?;
+                    let mut delete =
+                        sqlx::QueryBuilder::<$db>::new("DELETE FROM status_pending WHERE employer_id");
+                    Self::push_in(&mut delete, &taken);
+                    delete.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+                Ok(Some($crate::store::QueuedRound {
+                    last,
+                    recomputed: taken.len() as u64,
+                }))
             }
 
             async fn list_non_compliant(

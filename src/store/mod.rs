@@ -459,6 +459,15 @@ pub struct NonCompliantEntry {
     pub sort_key: i64,
 }
 
+/// A round of the status worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedRound {
+    /// The last queued employer the round looked at: the next round starts after it.
+    pub last: Uuid,
+    /// Employers recomputed and taken off the queue (those a write held stay queued).
+    pub recomputed: u64,
+}
+
 /// Coverage figures of one region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoverageRow {
@@ -472,8 +481,10 @@ pub struct CoverageRow {
 /// Compliance reports and statuses.
 #[async_trait]
 pub trait ComplianceStore: Send + Sync {
-    /// Stores every report of `items` in one transaction with the recomputed statuses, their
-    /// feed events and the audit entry, or nothing.
+    /// Stores every report of `items` in one transaction with their feed events and the audit
+    /// entry, or nothing. The statuses the reports change are recomputed in the same
+    /// transaction when `items` fit in one chunk; a larger batch queues its employers for
+    /// [`recompute_queued_statuses`](Self::recompute_queued_statuses) instead.
     async fn submit_reports(
         &self,
         batch: &ReportBatch,
@@ -490,11 +501,21 @@ pub trait ComplianceStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Report>, StoreError>;
 
-    /// The stored statuses of an employer (none for a group no report concerns yet).
+    /// The statuses of an employer (none for a group no report concerns yet): as stored, or
+    /// computed from its reports while a batch has left it queued for the status worker.
     async fn compliance_statuses(
         &self,
         employer: Uuid,
     ) -> Result<Vec<ComplianceStatus>, StoreError>;
+
+    /// Recomputes the statuses of up to `limit` employers queued by report batches, the first
+    /// ones after `after` in id order, and stores those that changed with their feed events.
+    /// `None` when no employer is queued after `after`.
+    async fn recompute_queued_statuses(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Option<QueuedRound>, StoreError>;
 
     async fn list_non_compliant(
         &self,

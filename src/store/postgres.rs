@@ -90,6 +90,8 @@ impl PostgresStore {
                  audience TEXT NOT NULL, source_agency TEXT NOT NULL, payload TEXT NOT NULL) \
                  ON COMMIT DROP",
     });
+    // The status worker takes the queued employers no write holds, without waiting.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 

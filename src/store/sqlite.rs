@@ -97,6 +97,7 @@ impl SqliteStore {
     const BULK_WRITE_SETTING: Option<&'static str> = None;
     // Readers see only committed pages; a batch's events go straight to the queue.
     const BULK_FEED_STAGING: Option<BulkFeedStaging> = None;
+    const SKIP_LOCKED: &'static str = "";
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 

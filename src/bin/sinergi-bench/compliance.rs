@@ -307,10 +307,17 @@ pub async fn run(
         );
     }
 
-    let caught_up = feed_caught_up(config).await?;
+    let statuses = queue_emptied(config, "status_pending").await?;
     println!(
-        "feed: every event of the two batches numbered {:.1} s after the second batch returned",
-        caught_up.as_secs_f64()
+        "statuses: every employer of the two batches recomputed {:.1} s after the second batch \
+         returned",
+        statuses.as_secs_f64()
+    );
+    let caught_up = queue_emptied(config, "feed_pending").await?;
+    println!(
+        "feed: every event of the two batches and their statuses numbered {:.1} s after the \
+         second batch returned",
+        (statuses + caught_up).as_secs_f64()
     );
 
     let health = health_baseline(channels, concurrency, duration).await;
@@ -359,10 +366,12 @@ const SUBSCRIBERS: usize = 100;
 /// Inspectors paging through the list at once.
 const LIST_CONCURRENCY: usize = 4;
 
-/// Waits until the sequencer has numbered every queued feed event.
-async fn feed_caught_up(config: &Config) -> anyhow::Result<Duration> {
+/// Waits until `queue` is empty: the status worker has recomputed every queued employer
+/// (`status_pending`), or the sequencer has numbered every queued feed event (`feed_pending`).
+async fn queue_emptied(config: &Config, queue: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let query = "SELECT COUNT(*) FROM feed_pending";
+    let query = format!("SELECT COUNT(*) FROM {queue}");
+    let query = query.as_str();
     let mut db = Database::open(config).await?;
     loop {
         let pending: i64 = match &mut db {
