@@ -203,13 +203,23 @@ impl App {
         )));
         let large_batches = LargeBatches::default();
         let status_interval = self.config.compliance.status_interval_ms;
-        let _status_worker = (status_interval > 0).then(|| {
-            AbortOnDrop(tokio::spawn(recompute_queued_statuses(
-                Arc::clone(&self.store),
-                large_batches.clone(),
-                std::time::Duration::from_millis(status_interval.max(10)),
-            )))
-        });
+        // A worker spends half of each round on its own computing and waiting for answers, so
+        // on PostgreSQL two share the queue (each passes over what the other holds); SQLite
+        // writes one transaction at a time, so a second would only queue behind the first.
+        let status_workers = match self.store.backend() {
+            "postgres" if status_interval > 0 => 2,
+            _ if status_interval > 0 => 1,
+            _ => 0,
+        };
+        let _status_workers: Vec<_> = (0..status_workers)
+            .map(|_| {
+                AbortOnDrop(tokio::spawn(recompute_queued_statuses(
+                    Arc::clone(&self.store),
+                    large_batches.clone(),
+                    std::time::Duration::from_millis(status_interval.max(10)),
+                )))
+            })
+            .collect();
         let _record_indexer =
             AbortOnDrop(tokio::spawn(index_audit_records(Arc::clone(&self.store))));
 

@@ -4,8 +4,10 @@
 //! (appended to the employer lookup of a report batch: on PostgreSQL it locks the employers'
 //! rows so concurrent batches for one employer number their versions one after the other),
 //! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's), `BULK_WRITE_SETTING`
-//! (a statement run first in a report batch's transaction, if any) and `BULK_FEED_STAGING`
-//! (where a report batch gathers its feed events, if not straight in `feed_pending`).
+//! (a statement run first in the transactions of a report batch and of the status worker, if
+//! any), `BULK_FEED_STAGING` (where a report batch gathers its feed events, if not straight in
+//! `feed_pending`) and `SKIP_LOCKED` (how the status worker passes over employers a write
+//! holds).
 
 use std::collections::HashMap;
 
@@ -835,6 +837,9 @@ macro_rules! sql_store_compliance {
                 use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
 
                 let mut tx = self.begin_write().await?;
+                if let Some(setting) = Self::BULK_WRITE_SETTING {
+                    sqlx::query(setting).execute(&mut *tx).await?;
+                }
                 let mut query = sqlx::QueryBuilder::<$db>::new(
                     "SELECT employer_id, source_agency FROM status_pending",
                 );

@@ -78,9 +78,10 @@ impl PostgresStore {
          FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1 FOR UPDATE";
     // Concurrent report batches for one employer take turns, so versions never collide.
-    // A batch's lookups go by employer id and must use the indexes even while the batch itself
-    // fills the tables: statistics gathered before a large first load (or none, inside its
-    // still uncommitted transaction) would have the planner scan whole tables per chunk.
+    // A batch's lookups (and the status worker's after it) go by employer id and must use the
+    // indexes even while the batch itself fills the tables: statistics gathered before a large
+    // first load (or none, inside its still uncommitted transaction) would have the planner
+    // scan whole tables per chunk.
     const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
     const BULK_FEED_STAGING: Option<BulkFeedStaging> = Some(BulkFeedStaging {
         table: "bulk_feed",
@@ -390,9 +391,14 @@ impl PostgresStore {
     /// Whether any committed event waits past the start position.
     async fn feed_waiting(&self) -> Result<bool, StoreError> {
         let start = *self.feed_start();
+        // A scalar subquery, not EXISTS: PostgreSQL drops the ORDER BY and LIMIT of an EXISTS
+        // and, with the queue's statistics from when it was nearly empty, scans the whole
+        // table for any row instead, walking every event moved and deleted since the last
+        // vacuum (40 ms with 270,000 of them). Ordered, the probe walks the index from the
+        // start position on.
         let (waiting, oldest_running): (bool, i64) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM feed_pending \
-             WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT 1), \
+            "SELECT (SELECT id FROM feed_pending \
+             WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT 1) IS NOT NULL, \
              pg_snapshot_xmin(pg_current_snapshot())::text::int8",
         )
         .bind(start.xid)
