@@ -137,7 +137,10 @@ impl SqliteStore {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(config.acquire_timeout())
-            .connect_with(options.clone())
+            // 32 MiB of page cache instead of SQLite's 2 MB: a report batch or a status round
+            // writes into every index of its tables, and with the default cache the writer read
+            // those pages back from the OS on every chunk (a tenth of its time in pread).
+            .connect_with(options.clone().pragma("cache_size", "-32768"))
             .await?;
 
         let database = options.get_filename().to_string_lossy().into_owned();
