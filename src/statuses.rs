@@ -3,8 +3,9 @@
 //! reports is not slowed by the status ranking's indexes, and each employer it names is
 //! recomputed once however many of its reports the batch held.
 //!
-//! Every replica runs one. On PostgreSQL they share the queue: each takes the queued employers
-//! no other transaction holds (`SKIP LOCKED`).
+//! Every replica runs workers (two on PostgreSQL, one on SQLite; see `App::serve`). On
+//! PostgreSQL all of them share the queue: each takes the queued employers no other
+//! transaction holds (`SKIP LOCKED`).
 //!
 //! [`ComplianceStore::submit_reports`]: crate::store::ComplianceStore::submit_reports
 

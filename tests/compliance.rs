@@ -866,6 +866,81 @@ async fn coverage_adds_up_per_region(app: TestApp) {
     assert_eq!(violated_fields(&status), ["period"]);
 }
 
+/// Three employers with a workforce report each (100, 200 and 300 workers), then one batch of
+/// 1,500 JKN registrations (two database chunks) whose last item for each says 40 are
+/// registered, through an app whose configuration runs no status worker.
+async fn queued_batch(app: &TestApp) -> (Agencies, Vec<String>) {
+    let agencies = agencies(app).await;
+    let mut employers = Vec::new();
+    for total in [100, 200, 300] {
+        let id = new_employer(app, "33.75", proto::SizeClass::Small).await;
+        submit(app, &agencies.disnaker, workforce(&id, total))
+            .await
+            .unwrap();
+        employers.push(id);
+    }
+    let items: Vec<_> = (0..1500)
+        .map(|i| bulk_item(&employers[i % 3], 10 + 30 * (i / 1497) as u32))
+        .collect();
+    bulk(app, &agencies.kesehatan, items).await.unwrap();
+    (agencies, employers)
+}
+
+/// A stream of every change, for an agency that may read them all.
+async fn follow(app: &TestApp) -> tonic::Streaming<proto::WatchResponse> {
+    let follower = app
+        .agency(
+            AgencyKind::BpjsKesehatan,
+            &[("feed.read", &[]), ("compliance.read", &[])],
+        )
+        .await;
+    FeedServiceClient::new(app.authed(&follower.token))
+        .watch(proto::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Reads `feed` until `count` employers' JKN statuses have changed to PDS_TK; returns them.
+async fn recomputed(
+    feed: &mut tonic::Streaming<proto::WatchResponse>,
+    count: usize,
+) -> std::collections::HashSet<String> {
+    let mut employers = std::collections::HashSet::new();
+    while employers.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(10), feed.message())
+            .await
+            .expect("statuses recomputed in time")
+            .unwrap()
+            .expect("an open stream");
+        if let Some(proto::watch_response::Message::Event(event)) = message.message
+            && let Some(proto::feed_event::Payload::Status(status)) = event.payload
+            && status.programme_group == i32::from(ProgrammeGroup::Jkn)
+            && categories(&status) == [Cat::PdsTk]
+        {
+            employers.insert(event.employer_id);
+        }
+    }
+    employers
+}
+
+/// JKN's non-compliant employers, largest gap first, with their gaps.
+async fn ranked(app: &TestApp, agencies: &Agencies) -> Vec<(String, u32)> {
+    client(app, &agencies.inspector)
+        .list_non_compliant(proto::ListNonCompliantRequest {
+            programme_group: ProgrammeGroup::Jkn.into(),
+            order: proto::list_non_compliant_request::Order::Gap.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .employers
+        .into_iter()
+        .map(|e| (e.employer_id, e.status.unwrap().gap))
+        .collect()
+}
+
 /// A batch of more than one chunk leaves its employers' statuses to the status worker. Until
 /// one has run, reading a status gives what the reports say and the ranking keeps the previous
 /// status; then a replica's worker recomputes them and the ranking follows.
@@ -874,20 +949,7 @@ async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed(backend: Backe
         config.compliance.status_interval_ms = 0;
     })
     .await;
-    let agencies = agencies(&app).await;
-    let mut employers = Vec::new();
-    for total in [100, 200, 300] {
-        let id = new_employer(&app, "33.75", proto::SizeClass::Small).await;
-        submit(&app, &agencies.disnaker, workforce(&id, total))
-            .await
-            .unwrap();
-        employers.push(id);
-    }
-    // 1,500 items (two database chunks); each employer's last one says 40 are registered.
-    let items: Vec<_> = (0..1500)
-        .map(|i| bulk_item(&employers[i % 3], 10 + 30 * (i / 1497) as u32))
-        .collect();
-    bulk(&app, &agencies.kesehatan, items).await.unwrap();
+    let (agencies, employers) = queued_batch(&app).await;
 
     let statuses = client(&app, &agencies.inspector)
         .get_compliance_status(proto::GetComplianceStatusRequest {
@@ -900,67 +962,72 @@ async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed(backend: Backe
     let jkn = status_of(&statuses, ProgrammeGroup::Jkn);
     assert_eq!(categories(&jkn), [Cat::PdsTk]);
     assert_eq!(jkn.gap, 260);
-    let by_gap = proto::ListNonCompliantRequest {
-        programme_group: ProgrammeGroup::Jkn.into(),
-        order: proto::list_non_compliant_request::Order::Gap.into(),
-        ..Default::default()
-    };
-    let listed = client(&app, &agencies.inspector)
-        .list_non_compliant(by_gap.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .employers;
-    assert!(listed.is_empty(), "ranked before recomputed: {listed:?}");
+    assert_eq!(
+        ranked(&app, &agencies).await,
+        [],
+        "ranked before recomputed"
+    );
 
-    let follower = app
-        .agency(
-            AgencyKind::BpjsKesehatan,
-            &[("feed.read", &[]), ("compliance.read", &[])],
-        )
-        .await;
-    let mut feed = FeedServiceClient::new(app.authed(&follower.token))
-        .watch(proto::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut feed = follow(&app).await;
     let _worker = common::spawn_replica_with(&app, |config| {
         config.compliance.status_interval_ms = 50;
     })
     .await;
-    let mut recomputed = std::collections::HashSet::new();
-    while recomputed.len() < employers.len() {
-        let message = tokio::time::timeout(Duration::from_secs(10), feed.message())
-            .await
-            .expect("statuses recomputed in time")
-            .unwrap()
-            .expect("an open stream");
-        if let Some(proto::watch_response::Message::Event(event)) = message.message
-            && let Some(proto::feed_event::Payload::Status(status)) = event.payload
-            && status.programme_group == i32::from(ProgrammeGroup::Jkn)
-            && categories(&status) == [Cat::PdsTk]
-        {
-            recomputed.insert(event.employer_id);
-        }
-    }
-    let listed = client(&app, &agencies.inspector)
-        .list_non_compliant(by_gap)
-        .await
-        .unwrap()
-        .into_inner()
-        .employers;
-    let ranked: Vec<(&str, u32)> = listed
-        .iter()
-        .map(|e| (e.employer_id.as_str(), e.status.as_ref().unwrap().gap))
-        .collect();
+    assert_eq!(recomputed(&mut feed, 3).await.len(), 3);
     assert_eq!(
-        ranked,
+        ranked(&app, &agencies).await,
         [
-            (employers[2].as_str(), 260),
-            (employers[1].as_str(), 160),
-            (employers[0].as_str(), 60)
+            (employers[2].clone(), 260),
+            (employers[1].clone(), 160),
+            (employers[0].clone(), 60)
         ]
     );
+}
+
+/// On PostgreSQL the status worker passes over an employer another transaction holds, instead
+/// of waiting for it: the others are recomputed meanwhile, that one once the transaction ends.
+#[tokio::test]
+async fn the_status_worker_passes_over_an_employer_a_write_holds() {
+    use sqlx::Connection;
+
+    let app = common::spawn_app_with(Backend::Postgres, |config| {
+        config.compliance.status_interval_ms = 0;
+    })
+    .await;
+    let (agencies, employers) = queued_batch(&app).await;
+    let url = app
+        .config()
+        .database_url
+        .clone()
+        .expect("a PostgreSQL database");
+    let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("SELECT 1 FROM employers WHERE id = $1::uuid FOR UPDATE")
+        .bind(&employers[1])
+        .execute(&mut writer)
+        .await
+        .unwrap();
+
+    let mut feed = follow(&app).await;
+    let _worker = common::spawn_replica_with(&app, |config| {
+        config.compliance.status_interval_ms = 50;
+    })
+    .await;
+    assert_eq!(
+        recomputed(&mut feed, 2).await,
+        [employers[0].clone(), employers[2].clone()].into()
+    );
+    assert_eq!(
+        ranked(&app, &agencies).await,
+        [(employers[2].clone(), 260), (employers[0].clone(), 60)]
+    );
+
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    assert_eq!(
+        recomputed(&mut feed, 1).await,
+        [employers[1].clone()].into()
+    );
+    assert_eq!(ranked(&app, &agencies).await.len(), 3);
 }
 
 #[tokio::test]
