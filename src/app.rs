@@ -206,10 +206,10 @@ impl App {
         // A worker spends half of each round on its own computing and waiting for answers, so
         // on PostgreSQL two share the queue (each passes over what the other holds); SQLite
         // writes one transaction at a time, so a second would only queue behind the first.
-        let status_workers = match self.store.backend() {
-            "postgres" if status_interval > 0 => 2,
-            _ if status_interval > 0 => 1,
-            _ => 0,
+        let status_workers = match (status_interval, self.store.backend()) {
+            (0, _) => 0,
+            (_, "postgres") => 2,
+            _ => 1,
         };
         let _status_workers: Vec<_> = (0..status_workers)
             .map(|_| {

@@ -35,7 +35,7 @@ use crate::proto::{self, compliance_service_server::ComplianceService};
 use crate::statuses::LargeBatches;
 use crate::store::{
     CoverageRow, REPORT_CHUNK, ReportBatch, ReportChunks, ReportCursor, SingleReport, Store,
-    StoreError,
+    StoreError, spans_chunks,
 };
 
 /// Violations listed in a refused batch; the message still counts all of them.
@@ -375,7 +375,7 @@ impl ComplianceService for ComplianceApi {
                 Some(format!("{count} reports in one batch")),
             ),
         };
-        let _writing = (count > REPORT_CHUNK as u64).then(|| self.large_batches.writing());
+        let _writing = spans_chunks(count).then(|| self.large_batches.writing());
         let outcome = self
             .store
             .submit_reports(&batch, &mut items)

@@ -324,9 +324,7 @@ macro_rules! sql_store_common {
                         $crate::store::pool_usage("reader", self.reader()),
                     ]
                 };
-                if !std::ptr::eq(self.lookups(), self.reader()) {
-                    usage.push($crate::store::pool_usage("lookups", self.lookups()));
-                }
+                usage.push($crate::store::pool_usage("lookups", self.lookups()));
                 usage
             }
         }

@@ -535,7 +535,7 @@ macro_rules! sql_store_compliance {
                 }
                 // A batch written in one chunk commits right after its one write per table: its
                 // events go to the queue at once, and its statuses are recomputed in place.
-                let many_chunks = items.remaining() > $crate::store::REPORT_CHUNK as u64;
+                let many_chunks = $crate::store::spans_chunks(items.remaining());
                 let staging = Self::BULK_FEED_STAGING.filter(|_| many_chunks);
                 let feed_queue = match &staging {
                     Some(staging) => {

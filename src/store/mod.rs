@@ -417,6 +417,13 @@ pub trait ReportChunks: Send {
 /// Items written per multi-row statement.
 pub const REPORT_CHUNK: usize = 1000;
 
+/// Whether a batch of `items` is written in more than one chunk: such a batch gathers its feed
+/// events apart until it commits (where the backend needs it) and leaves its statuses to the
+/// status worker.
+pub fn spans_chunks(items: u64) -> bool {
+    items > REPORT_CHUNK as u64
+}
+
 /// One report in memory, as a batch of one.
 pub struct SingleReport(pub Option<NewReport>);
 
