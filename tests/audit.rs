@@ -608,6 +608,140 @@ mod record_searches {
     }
 }
 
+/// A connection to a store's database from outside the server.
+enum RawConnection {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl RawConnection {
+    async fn open(config: &Config) -> Self {
+        use sqlx::Connection;
+        match &config.database_url {
+            Some(url) => Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap()),
+            None => {
+                let path = config.data_dir.join("sinergi.db");
+                Self::Sqlite(
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap(),
+                )
+            }
+        }
+    }
+
+    async fn execute(&mut self, sql: &str) {
+        match self {
+            Self::Postgres(connection) => sqlx::query(sql).execute(connection).await.map(drop),
+            Self::Sqlite(connection) => sqlx::query(sql).execute(connection).await.map(drop),
+        }
+        .unwrap();
+    }
+
+    async fn insert_node(&mut self, key: i64, hash: merkle::Hash) {
+        let insert = "INSERT INTO audit_nodes (key, hash) VALUES ($1, $2)";
+        match self {
+            Self::Postgres(connection) => {
+                let query = sqlx::query(insert).bind(key).bind(hash.to_vec());
+                query.execute(connection).await.map(drop)
+            }
+            Self::Sqlite(connection) => {
+                let query = sqlx::query(insert).bind(key).bind(hash.to_vec());
+                query.execute(connection).await.map(drop)
+            }
+        }
+        .unwrap();
+    }
+}
+
+/// A log whose tree nodes were stored under their earlier keys (level << 56 | index) is
+/// renumbered by migration 9 and goes on as before: proofs from the stored nodes verify, and a
+/// store that reads the tree's edge back from them extends the log to the right root.
+async fn a_log_stored_under_the_earlier_node_keys_is_renumbered(config: Config) {
+    let store = store::connect(&config).await.unwrap();
+    store.migrate().await.unwrap();
+    let entries: Vec<PendingEntry> = (0..871).map(fixed_entry).collect();
+    store.append_audit(&entries).await.unwrap();
+    let mut frontier = Frontier::default();
+    let mut raw = RawConnection::open(&config).await;
+    raw.execute("DELETE FROM audit_nodes").await;
+    for entry in &entries {
+        for (node, hash) in frontier.append(merkle::leaf_hash(&entry.bytes)) {
+            raw.insert_node((u64::from(node.level) << 56 | node.index) as i64, hash)
+                .await;
+        }
+    }
+    raw.execute("DELETE FROM _sqlx_migrations WHERE version = 9")
+        .await;
+    store.migrate().await.unwrap();
+
+    let reopened = store::connect(&config).await.unwrap();
+    let root = frontier.root();
+    assert_eq!(reopened.audit_head().await.unwrap(), (871, root));
+    for index in [0, 1, 95, 512, 870] {
+        let nodes = reopened
+            .audit_nodes(&merkle::inclusion_nodes(index, 871))
+            .await
+            .unwrap();
+        let proof = merkle::inclusion_proof(index, 871, &nodes).unwrap();
+        let leaf = merkle::leaf_hash(&entries[index as usize].bytes);
+        assert!(
+            merkle::verify_inclusion(index, 871, &leaf, &proof, &root),
+            "leaf {index}"
+        );
+    }
+    let mut old_tree = Frontier::default();
+    for entry in &entries[..96] {
+        old_tree.append(merkle::leaf_hash(&entry.bytes));
+    }
+    let nodes = reopened
+        .audit_nodes(&merkle::consistency_nodes(96, 871))
+        .await
+        .unwrap();
+    let proof = merkle::consistency_proof(96, 871, &nodes).unwrap();
+    assert!(merkle::verify_consistency(
+        96,
+        871,
+        &old_tree.root(),
+        &root,
+        &proof
+    ));
+
+    let more: Vec<PendingEntry> = (871..1000).map(fixed_entry).collect();
+    reopened.append_audit(&more).await.unwrap();
+    for entry in &more {
+        frontier.append(merkle::leaf_hash(&entry.bytes));
+    }
+    assert_eq!(
+        reopened.audit_head().await.unwrap(),
+        (1000, frontier.root())
+    );
+}
+
+mod earlier_node_keys {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        a_log_stored_under_the_earlier_node_keys_is_renumbered(Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let database = common::TestDatabase::create().await;
+        a_log_stored_under_the_earlier_node_keys_is_renumbered(Config {
+            database_url: Some(database.url().to_owned()),
+            ..Config::default()
+        })
+        .await;
+    }
+}
+
 /// `VACUUM INTO`: a consistent copy of a live SQLite file.
 async fn copy_sqlite_file(from: &std::path::Path, to: &std::path::Path) {
     use sqlx::Connection;
@@ -763,21 +897,7 @@ async fn futures_join<F: Future<Output = ()>>(futures: impl IntoIterator<Item = 
 
 /// Runs one statement on the test's database from outside the server.
 async fn execute_on(app: &TestApp, sql: &str) {
-    use sqlx::Connection;
-    match &app.config().database_url {
-        Some(url) => {
-            let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql).execute(&mut connection).await.unwrap();
-        }
-        None => {
-            let path = app.config().data_dir.join("sinergi.db");
-            let mut connection =
-                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                    .await
-                    .unwrap();
-            sqlx::query(sql).execute(&mut connection).await.unwrap();
-        }
-    }
+    RawConnection::open(app.config()).await.execute(sql).await;
 }
 
 async fn calls_fail_unavailable_while_the_log_cannot_be_written(app: TestApp) {

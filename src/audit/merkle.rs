@@ -42,17 +42,18 @@ pub struct NodeId {
 }
 
 impl NodeId {
-    /// One integer per node, for storage keys: the level in the top byte.
+    /// One integer per node, for storage keys: the node's position in the order the log
+    /// completes nodes (each leaf, then the subtrees it completes, lowest first). An append
+    /// then only ever adds keys above every stored one, so its nodes fill the right edge of
+    /// the key index, a page or two per group commit, instead of one page per level.
     pub fn key(self) -> i64 {
-        ((u64::from(self.level) << 56) | self.index) as i64
-    }
-
-    pub fn from_key(key: i64) -> Self {
-        let key = key as u64;
-        Self {
-            level: (key >> 56) as u8,
-            index: key & ((1 << 56) - 1),
-        }
+        // Every leaf up to the node's last, `count << level` of them, has completed its
+        // nodes: 2n - popcount(n) in a forest of n leaves. The last leaf completes
+        // trailing_zeros(n) + 1 nodes, of which this one is number `level`; the ones above it
+        // come later.
+        let count = self.index + 1;
+        let leaves = count << self.level;
+        (2 * leaves - u64::from(count.count_ones()) - 1 - u64::from(count.trailing_zeros())) as i64
     }
 }
 
@@ -643,15 +644,18 @@ mod tests {
     }
 
     #[test]
-    fn node_keys_round_trip() {
-        for node in [
-            NodeId { level: 0, index: 0 },
-            NodeId {
-                level: 20,
-                index: 12345,
-            },
-        ] {
-            assert_eq!(NodeId::from_key(node.key()), node);
+    fn node_keys_number_nodes_in_the_order_appends_complete_them() {
+        let mut frontier = Frontier::default();
+        let mut keys = Vec::new();
+        for leaf in 0..1100u32 {
+            keys.extend(
+                frontier
+                    .append(leaf_hash(&leaf.to_be_bytes()))
+                    .into_iter()
+                    .map(|(node, _)| node.key()),
+            );
         }
+        let expected: Vec<i64> = (0..keys.len() as i64).collect();
+        assert_eq!(keys, expected);
     }
 }

@@ -408,7 +408,8 @@ macro_rules! sql_store_audit {
                 >,
                 $crate::store::StoreError,
             > {
-                use $crate::audit::merkle::NodeId;
+                let wanted: std::collections::HashMap<i64, $crate::audit::merkle::NodeId> =
+                    nodes.iter().map(|node| (node.key(), *node)).collect();
                 let mut found = std::collections::HashMap::with_capacity(nodes.len());
                 for chunk in nodes.chunks(500) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
@@ -422,10 +423,10 @@ macro_rules! sql_store_audit {
                     let rows: Vec<(i64, Vec<u8>)> =
                         query.build_query_as().fetch_all(&mut **tx).await?;
                     for (key, hash) in rows {
-                        let hash = hash.try_into().map_err(|_| {
-                            $crate::store::StoreError::Corrupt(format!("audit node {key}"))
-                        })?;
-                        found.insert(NodeId::from_key(key), hash);
+                        let corrupt =
+                            || $crate::store::StoreError::Corrupt(format!("audit node {key}"));
+                        let node = wanted.get(&key).ok_or_else(corrupt)?;
+                        found.insert(*node, hash.try_into().map_err(|_| corrupt())?);
                     }
                 }
                 Ok(found)
