@@ -49,7 +49,8 @@ macro_rules! write_log_statement {
 const WRITE_LOG: &str = write_log_statement!("");
 /// Extends the log if its head is still at size `$15` with root `$16` and no entry is pending.
 const WRITE_LOG_AT_KNOWN_HEAD: &str = write_log_statement!(
-    " AND size = $15 AND root = $16 AND NOT EXISTS (SELECT FROM audit_pending)"
+    " AND size = $15 AND root = $16 \
+     AND (SELECT id FROM audit_pending ORDER BY id LIMIT 1) IS NULL"
 );
 
 pub struct PostgresStore {
@@ -74,7 +75,13 @@ struct FeedQueuePosition {
 
 impl PostgresStore {
     const BACKEND: &'static str = "postgres";
-    const LOCK_AUDIT_HEAD: &'static str = "SELECT size, root, EXISTS (SELECT 1 FROM audit_pending) \
+    // Whether entries are pending, here and in `WRITE_LOG_AT_KNOWN_HEAD`, is asked as "the
+    // first pending id" rather than EXISTS: PostgreSQL plans an EXISTS as a scan of the table
+    // for any row, which walks every entry the sequencer has deleted since the last vacuum on
+    // every append (a tenth of an append's time in a profile); ordered, it is one step into
+    // the primary key.
+    const LOCK_AUDIT_HEAD: &'static str = "SELECT size, root, \
+         (SELECT id FROM audit_pending ORDER BY id LIMIT 1) IS NOT NULL \
          FROM audit_head WHERE id = 1 FOR UPDATE";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1 FOR UPDATE";
     // Concurrent report batches for one employer take turns, so versions never collide.
