@@ -584,30 +584,6 @@ async fn searches_by_record_do_not_depend_on_the_index(config: Config) {
     assert_eq!(searches(store.as_ref()).await, expected, "all indexed");
 }
 
-mod record_searches {
-    use super::*;
-
-    #[tokio::test]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        searches_by_record_do_not_depend_on_the_index(Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        let database = common::TestDatabase::create().await;
-        searches_by_record_do_not_depend_on_the_index(Config {
-            database_url: Some(database.url().to_owned()),
-            ..Config::default()
-        })
-        .await;
-    }
-}
-
 /// A connection to a store's database from outside the server.
 enum RawConnection {
     Postgres(sqlx::PgConnection),
@@ -718,29 +694,39 @@ async fn a_log_stored_under_the_earlier_node_keys_is_renumbered(config: Config) 
     );
 }
 
-mod earlier_node_keys {
-    use super::*;
+/// Tests of the store alone, each run on a fresh SQLite file and a fresh PostgreSQL database.
+macro_rules! on_both_stores {
+    ($($name:ident: $test:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
 
-    #[tokio::test]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        a_log_stored_under_the_earlier_node_keys_is_renumbered(Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        })
-        .await;
-    }
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                $test(Config {
+                    data_dir: dir.path().to_owned(),
+                    ..Config::default()
+                })
+                .await;
+            }
 
-    #[tokio::test]
-    async fn postgres() {
-        let database = common::TestDatabase::create().await;
-        a_log_stored_under_the_earlier_node_keys_is_renumbered(Config {
-            database_url: Some(database.url().to_owned()),
-            ..Config::default()
-        })
-        .await;
-    }
+            #[tokio::test]
+            async fn postgres() {
+                let database = common::TestDatabase::create().await;
+                $test(Config {
+                    database_url: Some(database.url().to_owned()),
+                    ..Config::default()
+                })
+                .await;
+            }
+        }
+    )*};
 }
+
+on_both_stores!(
+    record_searches: searches_by_record_do_not_depend_on_the_index,
+    earlier_node_keys: a_log_stored_under_the_earlier_node_keys_is_renumbered,
+);
 
 /// `VACUUM INTO`: a consistent copy of a live SQLite file.
 async fn copy_sqlite_file(from: &std::path::Path, to: &std::path::Path) {
