@@ -29,8 +29,14 @@ const FEED_SEQUENCE_BATCH: u32 = 10_000;
 const INDEX_BATCH: u32 = 10_000;
 /// How long [`index_audit_records`] rests once it has caught up with the log: searches by
 /// record read the entries it has not reached yet straight from the log, so the pause costs
-/// them a short scan, never a missed entry.
-const INDEX_IDLE: Duration = Duration::from_millis(100);
+/// them a short scan (a second's worth of entries), never a missed entry.
+///
+/// A second rather than a tenth: keyed by record, a round's entries land on about as many
+/// index pages as the records they touch, and a round writes each page it touches once, so
+/// short rounds wrote nearly a page per entry. On SQLite that was about 10 MB/s of index
+/// file to sync at its checkpoints, and each of those syncs held the log's own commit (on
+/// the same disk) for 10-20 ms: the slowest percent of audited calls waited on them.
+const INDEX_IDLE: Duration = Duration::from_secs(1);
 
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
 
