@@ -988,20 +988,12 @@ async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed(backend: Backe
 /// of waiting for it: the others are recomputed meanwhile, that one once the transaction ends.
 #[tokio::test]
 async fn the_status_worker_passes_over_an_employer_a_write_holds() {
-    use sqlx::Connection;
-
     let app = common::spawn_app_with(Backend::Postgres, |config| {
         config.compliance.status_interval_ms = 0;
     })
     .await;
     let (agencies, employers) = queued_batch(&app).await;
-    let url = app
-        .config()
-        .database_url
-        .clone()
-        .expect("a PostgreSQL database");
-    let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    let mut writer = app.postgres_transaction().await;
     sqlx::query("SELECT 1 FROM employers WHERE id = $1::uuid FOR UPDATE")
         .bind(&employers[1])
         .execute(&mut writer)

@@ -543,8 +543,6 @@ async fn replicas_share_one_feed_and_grants_are_rechecked() {
 /// long report batch does) is still delivered, though the sequencer has moved on past theirs.
 #[tokio::test]
 async fn an_event_of_an_older_transaction_that_commits_late_is_delivered() {
-    use sqlx::Connection;
-
     let app = common::spawn_app(Backend::Postgres).await;
     let watcher = watcher(&app).await;
     let mut stream = watch(&app, &watcher, proto::WatchRequest::default())
@@ -554,13 +552,7 @@ async fn an_event_of_an_older_transaction_that_commits_late_is_delivered() {
     let first_event = next_event(&mut stream).await;
     assert_eq!(first_event.employer_id, first);
 
-    let url = app
-        .config()
-        .database_url
-        .clone()
-        .expect("a PostgreSQL database");
-    let mut older = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut older).await.unwrap();
+    let mut older = app.postgres_transaction().await;
     // Takes the transaction's id now, before the writes below take theirs.
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut older)

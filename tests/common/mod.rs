@@ -121,6 +121,21 @@ impl TestApp {
         create_agency(&self.channel, &self.admin.token, kind, grants).await
     }
 
+    /// A connection of its own to the app's PostgreSQL database, inside an open transaction:
+    /// for a test to hold rows (or a transaction id) the way another writer would.
+    pub async fn postgres_transaction(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+
+        let url = self
+            .config()
+            .database_url
+            .as_deref()
+            .expect("a PostgreSQL database");
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut connection).await.unwrap();
+        connection
+    }
+
     /// Stops the server the way a signal would and waits until it has finished.
     pub async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
