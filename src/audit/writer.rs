@@ -35,7 +35,8 @@ const INDEX_BATCH: u32 = 10_000;
 /// index pages as the records they touch, and a round writes each page it touches once, so
 /// short rounds wrote nearly a page per entry. On SQLite that was about 10 MB/s of index
 /// file to sync at its checkpoints, and each of those syncs held the log's own commit (on
-/// the same disk) for 10-20 ms: the slowest percent of audited calls waited on them.
+/// the same file system, whose journal takes both) for 10-20 ms: the slowest percent of
+/// audited calls waited on them.
 const INDEX_IDLE: Duration = Duration::from_secs(1);
 
 type Job = (PendingEntry, oneshot::Sender<Result<(), StoreError>>);
