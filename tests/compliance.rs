@@ -568,6 +568,111 @@ async fn a_bulk_batch_is_all_or_nothing(app: TestApp) {
     );
 }
 
+fn layoff(employer_id: &str, document: &str, workers: u32) -> proto::BulkSubmitReportsRequest {
+    proto::BulkSubmitReportsRequest {
+        item: Some(proto::ReportSubmission {
+            employer: Some(Employer::EmployerId(employer_id.into())),
+            period: None,
+            figures: Some(Figures::Layoff(proto::LayoffFigures {
+                layoff_date: "2026-10-15".into(),
+                workers,
+                document_reference: document.into(),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The current reports of an employer that `agency` may read, as (kind, version, workers).
+async fn current_reports(
+    app: &TestApp,
+    agency: &TestAgency,
+    employer_id: &str,
+) -> Vec<(ReportKind, u32, u32)> {
+    let mut reports: Vec<_> = client(app, agency)
+        .list_reports(proto::ListReportsRequest {
+            employer_id: employer_id.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .reports
+        .into_iter()
+        .map(|report| {
+            let workers = match &report.figures {
+                Some(proto::report::Figures::Workforce(f)) => f.total_workers,
+                Some(proto::report::Figures::Registration(f)) => f.registered_workers,
+                Some(proto::report::Figures::Layoff(f)) => f.workers,
+                None => panic!("a report without figures"),
+            };
+            (report.kind(), report.version, workers)
+        })
+        .collect();
+    reports.sort();
+    reports
+}
+
+/// A batch of more than one chunk corrects exactly the series it writes, whether its chunks
+/// name few series (a month's registrations) or many (layoffs, one series per document): the
+/// employer's other current reports stay current.
+async fn a_large_batch_corrects_only_the_series_it_writes(app: TestApp) {
+    let agencies = agencies(&app).await;
+    let corrected = new_employer(&app, "33.75", proto::SizeClass::Small).await;
+    let other = new_employer(&app, "33.75", proto::SizeClass::Small).await;
+    submit(&app, &agencies.disnaker, workforce(&corrected, 300))
+        .await
+        .unwrap();
+    submit(&app, &agencies.kesehatan, jkn(&corrected, 100))
+        .await
+        .unwrap();
+    bulk(
+        &app,
+        &agencies.disnaker,
+        vec![layoff(&corrected, "PHK/33.75/0007", 5)],
+    )
+    .await
+    .unwrap();
+
+    // Two chunks: the first corrects the stored registration, the rest are `other`'s.
+    let mut items = vec![bulk_item(&corrected, 250)];
+    items.extend((0..1000).map(|_| bulk_item(&other, 10)));
+    let response = bulk(&app, &agencies.kesehatan, items).await.unwrap();
+    assert_eq!(response.superseded_count, 1 + 999);
+    assert_eq!(
+        current_reports(&app, &agencies.disnaker, &corrected).await,
+        [
+            (ReportKind::Workforce, 1, 300),
+            (ReportKind::Registration, 2, 250),
+            (ReportKind::Layoff, 1, 5),
+        ]
+    );
+
+    // A first chunk of 1,001 documents, one of them the stored one again.
+    let mut items = vec![layoff(&corrected, "PHK/33.75/0007", 6)];
+    items.extend((0..1000).map(|i| layoff(&other, &format!("PHK/33.75/1{i:03}"), 1)));
+    let response = bulk(&app, &agencies.disnaker, items).await.unwrap();
+    assert_eq!(response.superseded_count, 1);
+    assert_eq!(
+        current_reports(&app, &agencies.disnaker, &corrected).await,
+        [
+            (ReportKind::Workforce, 1, 300),
+            (ReportKind::Registration, 2, 250),
+            (ReportKind::Layoff, 2, 6),
+        ]
+    );
+    let statuses = client(&app, &agencies.inspector)
+        .get_compliance_status(proto::GetComplianceStatusRequest {
+            employer_id: corrected.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .statuses;
+    assert_eq!(status_of(&statuses, ProgrammeGroup::Jkn).gap, 50);
+}
+
 async fn a_stream_cut_midway_stores_nothing(app: TestApp) {
     let agencies = agencies(&app).await;
     let id = new_employer(&app, "33.75", proto::SizeClass::Small).await;
@@ -1038,6 +1143,7 @@ on_both_backends!(
     bad_reports_are_refused_naming_the_field,
     a_replayed_request_id_stores_nothing_again,
     a_bulk_batch_is_all_or_nothing,
+    a_large_batch_corrects_only_the_series_it_writes,
     a_stream_cut_midway_stores_nothing,
     non_compliant_employers_are_listed_largest_gap_first,
     coverage_adds_up_per_region,

@@ -259,10 +259,16 @@ impl NewReport {
     }
 }
 
+/// The series of a programme group's registration reports for a period: what coverage looks up
+/// for each workforce report.
+pub fn registration_series(group: ProgrammeGroup, period: Period) -> String {
+    format!("registration/{}/{period}", group.as_str())
+}
+
 fn series_of(period: Period, figures: &Figures) -> String {
     match figures {
         Figures::Workforce { .. } => format!("workforce/{period}"),
-        Figures::Registration { group, .. } => format!("registration/{}/{period}", group.as_str()),
+        Figures::Registration { group, .. } => registration_series(*group, period),
         Figures::Layoff {
             document_reference, ..
         } => format!("layoff/{document_reference}"),

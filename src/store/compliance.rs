@@ -26,6 +26,11 @@ use crate::domain::scope::Scope;
 /// SQLite's limit of bound parameters.
 pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
+/// The most series a chunk of a batch may write for its current reports to be looked up by
+/// employer and series; a chunk with more (layoff reports, one series per document) reads each
+/// employer's current reports instead of making one lookup per employer and series.
+pub(super) const SERIES_LOOKED_UP: usize = 8;
+
 pub(super) const REPORT_COLUMNS: &str = "id, employer_id, period, version, supersedes, superseded, \
      source_agency, submitted_at, figures";
 
@@ -332,6 +337,22 @@ pub(super) fn db_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Employer ids as a status queue entry stores them: 16 bytes each, one after the other.
+pub(super) fn pack_ids(ids: &[Uuid]) -> Vec<u8> {
+    ids.iter().flat_map(|id| *id.as_bytes()).collect()
+}
+
+/// The employer ids of a status queue entry (see [`pack_ids`]).
+pub(super) fn unpack_ids(packed: &[u8]) -> Result<Vec<Uuid>, StoreError> {
+    let corrupt = || StoreError::Corrupt("status queue entry: not a list of ids".to_owned());
+    let ids = packed.chunks_exact(16);
+    if !ids.remainder().is_empty() {
+        return Err(corrupt());
+    }
+    ids.map(|id| Uuid::from_slice(id).map_err(|_| corrupt()))
+        .collect()
+}
+
 /// The reports of each employer of a batch, updated as items are applied in order.
 pub(super) type CurrentReports = HashMap<Uuid, Vec<Report>>;
 
@@ -381,6 +402,34 @@ macro_rules! sql_store_compliance {
                     Self::push_in(&mut query, chunk);
                     let rows: Vec<ReportRow> =
                         query.build_query_as().fetch_all(&mut *connection).await?;
+                    for row in rows {
+                        let report = $crate::domain::compliance::Report::try_from(row)?;
+                        into.entry(report.employer_id).or_default().push(report);
+                    }
+                }
+                Ok(())
+            }
+
+            /// The current reports of `employers` in any of `series`: all a batch that leaves
+            /// its statuses to the worker needs, to supersede them. An employer's other current
+            /// reports (a year of monthly reports is three dozen) are not read. Each employer is
+            /// looked up once per series, so `series` must be few (see `SERIES_LOOKED_UP`).
+            async fn current_series_reports(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                employers: &[uuid::Uuid],
+                series: &[String],
+                into: &mut $crate::store::compliance::CurrentReports,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
+                for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {REPORT_COLUMNS} FROM reports WHERE NOT superseded \
+                         AND employer_id"
+                    ));
+                    Self::push_in(&mut query, chunk);
+                    query.push(" AND series");
+                    Self::push_in(&mut query, series);
+                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
                     for row in rows {
                         let report = $crate::domain::compliance::Report::try_from(row)?;
                         into.entry(report.employer_id).or_default().push(report);
@@ -463,25 +512,30 @@ macro_rules! sql_store_compliance {
             }
 
             /// Leaves `employers` to the status worker, which recomputes their statuses once
-            /// the batch has committed (see `migrations/*/0008_status_pending.sql`).
+            /// the batch has committed (see `migrations/*/0010_status_queue_by_chunk.sql`).
             async fn queue_statuses(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 employers: &[&$crate::store::compliance::EmployerFactsRow],
                 source: &str,
             ) -> Result<(), $crate::store::StoreError> {
                 for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO status_pending (employer_id, source_agency) ",
-                    );
-                    insert.push_values(chunk, |mut row, employer| {
-                        row.push_bind(employer.id).push_bind(source.to_owned());
-                    });
-                    insert.push(
-                        " ON CONFLICT (employer_id) DO UPDATE \
-                         SET source_agency = excluded.source_agency",
-                    );
-                    insert.build().execute(&mut **tx).await?;
+                    let ids: Vec<uuid::Uuid> = chunk.iter().map(|e| e.id).collect();
+                    Self::queue_employers(tx, &ids, source).await?;
                 }
+                Ok(())
+            }
+
+            /// Adds one entry to the status worker's queue.
+            async fn queue_employers(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                employers: &[uuid::Uuid],
+                source: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("INSERT INTO status_pending (employers, source_agency) VALUES ($1, $2)")
+                    .bind($crate::store::compliance::pack_ids(employers))
+                    .bind(source)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(())
             }
 
@@ -607,8 +661,21 @@ macro_rules! sql_store_compliance {
                         .collect::<HashSet<_>>()
                         .into_iter()
                         .collect();
+                    let series: Vec<String> = chunk
+                        .iter()
+                        .map(|item| item.series())
+                        .collect::<HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    // Statuses computed here need every current report; superseding needs
+                    // only those of the series the chunk writes (one or two in a monthly batch).
                     let mut current = CurrentReports::new();
-                    Self::current_reports(&mut *tx, &touched, &mut current).await?;
+                    if many_chunks && series.len() <= $crate::store::compliance::SERIES_LOOKED_UP {
+                        Self::current_series_reports(&mut tx, &touched, &series, &mut current)
+                            .await?;
+                    } else {
+                        Self::current_reports(&mut *tx, &touched, &mut current).await?;
+                    }
 
                     // Items apply in order: a later item of the same series corrects an
                     // earlier one, even within this chunk.
@@ -790,26 +857,9 @@ macro_rules! sql_store_compliance {
             {
                 use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
 
-                // One row per stored status (or one without a status), each saying whether the
-                // employer waits for the status worker.
-                let rows: Vec<(bool, Option<String>)> = sqlx::query_as(
-                    "SELECT EXISTS (SELECT 1 FROM status_pending WHERE employer_id = $1), \
-                     s.detail FROM (SELECT 1) AS one \
-                     LEFT JOIN compliance_status s ON s.employer_id = $1",
-                )
-                .bind(employer)
-                .fetch_all(self.reader())
-                .await?;
-                let queued = rows.first().is_some_and(|(queued, _)| *queued);
-                if !queued {
-                    return rows
-                        .iter()
-                        .filter_map(|(_, detail)| detail.as_deref())
-                        .map($crate::store::compliance::parse_status)
-                        .collect();
-                }
-                // A batch's reports are in, its statuses not yet: computed from the reports, so
-                // the answer is the one the worker is about to store.
+                // Computed from the reports rather than read from compliance_status: a stored
+                // status lags while a batch's employers wait for the status worker, and the
+                // queue cannot say cheaply whether this employer is among them.
                 let mut connection = self.reader().acquire().await?;
                 let facts: Option<EmployerFactsRow> =
                     sqlx::query_as(&format!("{EMPLOYER_FACTS} = $1"))
@@ -822,6 +872,9 @@ macro_rules! sql_store_compliance {
                 let mut current = CurrentReports::new();
                 Self::current_reports(&mut *connection, &[employer], &mut current).await?;
                 let reports = current.remove(&employer).unwrap_or_default();
+                if reports.is_empty() {
+                    return Ok(Vec::new());
+                }
                 Ok(facts
                     .statuses(&reports, $crate::store::now_micros())
                     .collect())
@@ -829,67 +882,57 @@ macro_rules! sql_store_compliance {
 
             async fn recompute_queued_statuses(
                 &self,
-                after: Option<uuid::Uuid>,
-                limit: u32,
-            ) -> Result<Option<$crate::store::QueuedRound>, $crate::store::StoreError> {
-                use std::collections::{BTreeMap, HashMap};
+            ) -> Result<Option<u64>, $crate::store::StoreError> {
+                use std::collections::HashSet;
 
-                use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
+                use $crate::store::compliance::{
+                    CurrentReports, EMPLOYER_FACTS, EmployerFactsRow, unpack_ids,
+                };
 
                 let mut tx = self.begin_write().await?;
                 if let Some(setting) = Self::BULK_WRITE_SETTING {
                     sqlx::query(setting).execute(&mut *tx).await?;
                 }
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT employer_id, source_agency FROM status_pending",
+                    "SELECT id, employers, source_agency FROM status_pending ORDER BY id LIMIT 1",
                 );
-                if let Some(after) = after {
-                    query.push(" WHERE employer_id > ").push_bind(after);
-                }
-                query
-                    .push(" ORDER BY employer_id LIMIT ")
-                    .push_bind(i64::from(limit))
-                    .push(Self::SKIP_LOCKED);
-                let queued: Vec<(uuid::Uuid, String)> =
-                    query.build_query_as().fetch_all(&mut *tx).await?;
-                let Some(&(last, _)) = queued.last() else {
+                query.push(Self::SKIP_LOCKED);
+                let entry: Option<(i64, Vec<u8>, String)> =
+                    query.build_query_as().fetch_optional(&mut *tx).await?;
+                let Some((entry, packed, source)) = entry else {
                     return Ok(None);
                 };
-                let ids: Vec<uuid::Uuid> = queued.iter().map(|(id, _)| *id).collect();
-                // An employer a write holds right now stays queued for a later round: the
-                // worker never waits on a write, so it can never deadlock with one.
+                let ids = unpack_ids(&packed)?;
+                // An employer a write holds right now is queued again, at the end: the worker
+                // never waits on a write, so it can never deadlock with one.
                 let mut query = sqlx::QueryBuilder::<$db>::new(EMPLOYER_FACTS);
                 Self::push_in(&mut query, &ids);
                 query.push(" ORDER BY id").push(Self::SKIP_LOCKED);
                 let employers: Vec<EmployerFactsRow> =
                     query.build_query_as().fetch_all(&mut *tx).await?;
                 let taken: Vec<uuid::Uuid> = employers.iter().map(|e| e.id).collect();
-                if !taken.is_empty() {
-                    let mut current = CurrentReports::new();
-                    Self::current_reports(&mut *tx, &taken, &mut current).await?;
-                    let sources: HashMap<uuid::Uuid, String> = queued.into_iter().collect();
-                    let mut by_source: BTreeMap<&str, Vec<&EmployerFactsRow>> = BTreeMap::new();
-                    for employer in &employers {
-                        let source = sources.get(&employer.id).map_or("", String::as_str);
-                        by_source.entry(source).or_default().push(employer);
-                    }
-                    let now = $crate::store::now_micros();
-                    let mut events = Vec::new();
-                    for (source, employers) in by_source {
-                        Self::refresh_statuses(&mut tx, &employers, &current, now, source, &mut events)
-                            .await?;
-                    }
-                    Self::insert_feed_events(&mut tx, &events).await?;
-                    let mut delete =
-                        sqlx::QueryBuilder::<$db>::new("DELETE FROM status_pending WHERE employer_id");
-                    Self::push_in(&mut delete, &taken);
-                    delete.build().execute(&mut *tx).await?;
-                    tx.commit().await?;
+                let mut current = CurrentReports::new();
+                Self::current_reports(&mut *tx, &taken, &mut current).await?;
+                let now = $crate::store::now_micros();
+                let mut events = Vec::new();
+                let employers: Vec<&EmployerFactsRow> = employers.iter().collect();
+                Self::refresh_statuses(&mut tx, &employers, &current, now, &source, &mut events)
+                    .await?;
+                Self::insert_feed_events(&mut tx, &events).await?;
+                sqlx::query("DELETE FROM status_pending WHERE id = $1")
+                    .bind(entry)
+                    .execute(&mut *tx)
+                    .await?;
+                let taken_set: HashSet<uuid::Uuid> = taken.iter().copied().collect();
+                let held: Vec<uuid::Uuid> = ids
+                    .into_iter()
+                    .filter(|id| !taken_set.contains(id))
+                    .collect();
+                if !held.is_empty() {
+                    Self::queue_employers(&mut tx, &held, &source).await?;
                 }
-                Ok(Some($crate::store::QueuedRound {
-                    last,
-                    recomputed: taken.len() as u64,
-                }))
+                tx.commit().await?;
+                Ok(Some(taken.len() as u64))
             }
 
             async fn list_non_compliant(
@@ -980,10 +1023,9 @@ macro_rules! sql_store_compliance {
                      CAST(SUM(CASE WHEN r.id IS NULL OR r.workers < w.workers \
                      OR r.arrears_amount > 0 THEN 1 ELSE 0 END) AS BIGINT) AS non_compliant \
                      FROM reports w LEFT JOIN reports r ON r.employer_id = w.employer_id \
-                     AND r.kind = 'registration' AND NOT r.superseded AND r.period = w.period \
-                     AND r.programme_group = "
+                     AND NOT r.superseded AND r.series = "
                 ));
-                sql.push_bind(group.as_str())
+                sql.push_bind($crate::domain::compliance::registration_series(group, period))
                     .push(" WHERE w.kind = 'workforce' AND NOT w.superseded AND w.period = ")
                     .push_bind(period.to_string());
                 if let Some(region) = region {

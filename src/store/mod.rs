@@ -466,15 +466,6 @@ pub struct NonCompliantEntry {
     pub sort_key: i64,
 }
 
-/// A round of the status worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueuedRound {
-    /// The last queued employer the round looked at: the next round starts after it.
-    pub last: Uuid,
-    /// Employers recomputed and taken off the queue (those a write held stay queued).
-    pub recomputed: u64,
-}
-
 /// Coverage figures of one region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoverageRow {
@@ -508,21 +499,18 @@ pub trait ComplianceStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Report>, StoreError>;
 
-    /// The statuses of an employer (none for a group no report concerns yet): as stored, or
-    /// computed from its reports while a batch has left it queued for the status worker.
+    /// The statuses of an employer (none before its first report), computed from its current
+    /// reports: what the status worker stores, also while a batch has left it queued there.
     async fn compliance_statuses(
         &self,
         employer: Uuid,
     ) -> Result<Vec<ComplianceStatus>, StoreError>;
 
-    /// Recomputes the statuses of up to `limit` employers queued by report batches, the first
-    /// ones after `after` in id order, and stores those that changed with their feed events.
-    /// `None` when no employer is queued after `after`.
-    async fn recompute_queued_statuses(
-        &self,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Option<QueuedRound>, StoreError>;
+    /// Takes the oldest entry of the status queue that no other worker holds, recomputes the
+    /// statuses of its employers and stores those that changed with their feed events. An
+    /// employer a write holds is queued again, at the end. Returns how many employers were
+    /// recomputed, or `None` when there was no entry to take.
+    async fn recompute_queued_statuses(&self) -> Result<Option<u64>, StoreError>;
 
     async fn list_non_compliant(
         &self,
