@@ -1,12 +1,14 @@
 //! The status worker: recomputes the compliance statuses that report batches of more than one
 //! chunk left queued (see [`ComplianceStore::submit_reports`]), so a monthly batch of a million
-//! reports is not slowed by the status ranking's indexes. A batch queues one entry per chunk of
-//! up to 1,000 employers; an employer named in several chunks is recomputed once per chunk,
-//! and only the first of those can change its status.
+//! reports is not slowed by the status ranking's indexes, and each employer it names is
+//! recomputed once however many of its reports the batch held.
+//!
+//! A batch queues an entry per chunk; at the start of each pass the worker spreads the entries
+//! into a queue of employers, which it goes through in id order.
 //!
 //! Every replica runs workers (two on PostgreSQL, one on SQLite; see `App::serve`). On
-//! PostgreSQL all of them share the queue: each takes the oldest entry, and the employers in
-//! it, that no other transaction holds (`SKIP LOCKED`).
+//! PostgreSQL all of them share the queues: each takes the entries and queued employers no
+//! other transaction holds (`SKIP LOCKED`).
 //!
 //! [`ComplianceStore::submit_reports`]: crate::store::ComplianceStore::submit_reports
 
@@ -14,8 +16,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::store::Store;
+
+/// Employers recomputed per transaction.
+const ROUND: u32 = 1000;
 
 /// The report batches of more than one chunk this replica is writing. The worker waits for
 /// them to commit: it would compete with them for the database, and a batch still writing
@@ -45,22 +51,56 @@ impl Drop for Writing {
     }
 }
 
-/// Works through the queue an entry at a time; rests `idle` when the queue is empty or an
-/// entry's employers were all held by writes, and while `batches` are being written. Runs until
-/// the task is dropped.
+/// Works through the queue in employer id order, round after round, and starts over from its
+/// beginning at the end (employers queued meanwhile below where it was), spreading the
+/// batches' entries first; rests `idle` once a whole pass recomputed nothing, and while
+/// `batches` are being written. Runs until the task is dropped.
 pub async fn recompute_queued_statuses(
     store: Arc<dyn Store>,
     batches: LargeBatches,
     idle: Duration,
 ) {
+    let mut after: Option<Uuid> = None;
+    let mut recomputed_this_pass = false;
     loop {
         batches.none_writing().await;
-        match store.recompute_queued_statuses().await {
-            Ok(Some(recomputed)) if recomputed > 0 => {}
-            Ok(_) => tokio::time::sleep(idle).await,
+        if after.is_none() {
+            spread_entries(store.as_ref(), &batches).await;
+        }
+        match store.recompute_queued_statuses(after, ROUND).await {
+            Ok(Some(round)) => {
+                after = Some(round.last);
+                recomputed_this_pass |= round.recomputed > 0;
+            }
+            Ok(None) => {
+                let rest = after.is_none() || !recomputed_this_pass;
+                after = None;
+                recomputed_this_pass = false;
+                if rest {
+                    tokio::time::sleep(idle).await;
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot recompute queued compliance statuses");
+                after = None;
+                recomputed_this_pass = false;
                 tokio::time::sleep(idle).await;
+            }
+        }
+    }
+}
+
+/// Spreads every entry the batches left, before a pass, pausing like the rounds while
+/// `batches` are being written; a failure leaves the rest to the next pass.
+async fn spread_entries(store: &dyn Store, batches: &LargeBatches) {
+    loop {
+        batches.none_writing().await;
+        match store.spread_status_queue().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot spread the queued compliance statuses");
+                return;
             }
         }
     }

@@ -1,23 +1,16 @@
--- A report batch queues its employers for the status worker one chunk (up to 1,000 employers)
--- per row instead of one row per employer: a million-report batch wrote a million queue rows,
--- each into the primary key's index at a random place, and that cost it a sixth of its time.
--- A status read no longer asks the queue whether it may answer from the stored status: it
--- computes the status from the reports, as the worker will (see `compliance_statuses`).
-ALTER TABLE status_pending RENAME TO status_pending_by_employer;
-
-CREATE TABLE status_pending (
+-- A report batch of more than one chunk queues its employers for the status worker one chunk
+-- (up to 1,000 employers) per row: as a row per employer in status_pending, a million-report
+-- batch wrote a million queue rows into the primary key's index at random places, a sixth of
+-- its time. The worker moves each entry's employers into status_pending once the batch has
+-- committed, and goes through them there in id order as before: employers next to each other
+-- share the pages of every table and index the worker reads and writes.
+CREATE TABLE status_queue (
     id            BIGSERIAL PRIMARY KEY,
     -- The queued employers' ids, 16 bytes each, one after the other.
     employers     BYTEA NOT NULL,
     -- The agency whose reports queued them: the source of the STATUS_CHANGED events that follow.
     source_agency TEXT NOT NULL
 );
-
-INSERT INTO status_pending (employers, source_agency)
-    SELECT uuid_send(employer_id), source_agency FROM status_pending_by_employer
-    ORDER BY employer_id;
-
-DROP TABLE status_pending_by_employer;
 
 -- Current reports of an employer are found through the (employer_id, series, version) key,
 -- whose first column this index repeated: nearly every report is current (a new month is a

@@ -520,22 +520,14 @@ macro_rules! sql_store_compliance {
             ) -> Result<(), $crate::store::StoreError> {
                 for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
                     let ids: Vec<uuid::Uuid> = chunk.iter().map(|e| e.id).collect();
-                    Self::queue_employers(tx, &ids, source).await?;
-                }
-                Ok(())
-            }
-
-            /// Adds one entry to the status worker's queue.
-            async fn queue_employers(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                employers: &[uuid::Uuid],
-                source: &str,
-            ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("INSERT INTO status_pending (employers, source_agency) VALUES ($1, $2)")
-                    .bind($crate::store::compliance::pack_ids(employers))
+                    sqlx::query(
+                        "INSERT INTO status_queue (employers, source_agency) VALUES ($1, $2)",
+                    )
+                    .bind($crate::store::compliance::pack_ids(&ids))
                     .bind(source)
                     .execute(&mut **tx)
                     .await?;
+                }
                 Ok(())
             }
 
@@ -882,57 +874,103 @@ macro_rules! sql_store_compliance {
 
             async fn recompute_queued_statuses(
                 &self,
-            ) -> Result<Option<u64>, $crate::store::StoreError> {
-                use std::collections::HashSet;
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> Result<Option<$crate::store::QueuedRound>, $crate::store::StoreError> {
+                use std::collections::{BTreeMap, HashMap};
 
-                use $crate::store::compliance::{
-                    CurrentReports, EMPLOYER_FACTS, EmployerFactsRow, unpack_ids,
-                };
+                use $crate::store::compliance::{CurrentReports, EMPLOYER_FACTS, EmployerFactsRow};
 
                 let mut tx = self.begin_write().await?;
                 if let Some(setting) = Self::BULK_WRITE_SETTING {
                     sqlx::query(setting).execute(&mut *tx).await?;
                 }
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, employers, source_agency FROM status_pending ORDER BY id LIMIT 1",
+                    "SELECT employer_id, source_agency FROM status_pending",
                 );
-                query.push(Self::SKIP_LOCKED);
-                let entry: Option<(i64, Vec<u8>, String)> =
-                    query.build_query_as().fetch_optional(&mut *tx).await?;
-                let Some((entry, packed, source)) = entry else {
+                if let Some(after) = after {
+                    query.push(" WHERE employer_id > ").push_bind(after);
+                }
+                query
+                    .push(" ORDER BY employer_id LIMIT ")
+                    .push_bind(i64::from(limit))
+                    .push(Self::SKIP_LOCKED);
+                let queued: Vec<(uuid::Uuid, String)> =
+                    query.build_query_as().fetch_all(&mut *tx).await?;
+                let Some(&(last, _)) = queued.last() else {
                     return Ok(None);
                 };
-                let ids = unpack_ids(&packed)?;
-                // An employer a write holds right now is queued again, at the end: the worker
-                // never waits on a write, so it can never deadlock with one.
+                let ids: Vec<uuid::Uuid> = queued.iter().map(|(id, _)| *id).collect();
+                // An employer a write holds right now stays queued for a later round: the
+                // worker never waits on a write, so it can never deadlock with one.
                 let mut query = sqlx::QueryBuilder::<$db>::new(EMPLOYER_FACTS);
                 Self::push_in(&mut query, &ids);
                 query.push(" ORDER BY id").push(Self::SKIP_LOCKED);
                 let employers: Vec<EmployerFactsRow> =
                     query.build_query_as().fetch_all(&mut *tx).await?;
                 let taken: Vec<uuid::Uuid> = employers.iter().map(|e| e.id).collect();
-                let mut current = CurrentReports::new();
-                Self::current_reports(&mut *tx, &taken, &mut current).await?;
-                let now = $crate::store::now_micros();
-                let mut events = Vec::new();
-                let employers: Vec<&EmployerFactsRow> = employers.iter().collect();
-                Self::refresh_statuses(&mut tx, &employers, &current, now, &source, &mut events)
-                    .await?;
-                Self::insert_feed_events(&mut tx, &events).await?;
-                sqlx::query("DELETE FROM status_pending WHERE id = $1")
+                if !taken.is_empty() {
+                    let mut current = CurrentReports::new();
+                    Self::current_reports(&mut *tx, &taken, &mut current).await?;
+                    let sources: HashMap<uuid::Uuid, String> = queued.into_iter().collect();
+                    let mut by_source: BTreeMap<&str, Vec<&EmployerFactsRow>> = BTreeMap::new();
+                    for employer in &employers {
+                        let source = sources.get(&employer.id).map_or("", String::as_str);
+                        by_source.entry(source).or_default().push(employer);
+                    }
+                    let now = $crate::store::now_micros();
+                    let mut events = Vec::new();
+                    for (source, employers) in by_source {
+                        Self::refresh_statuses(&mut tx, &employers, &current, now, source, &mut events)
+                            .await?;
+                    }
+                    Self::insert_feed_events(&mut tx, &events).await?;
+                    let mut delete =
+                        sqlx::QueryBuilder::<$db>::new("DELETE FROM status_pending WHERE employer_id");
+                    Self::push_in(&mut delete, &taken);
+                    delete.build().execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+                Ok(Some($crate::store::QueuedRound {
+                    last,
+                    recomputed: taken.len() as u64,
+                }))
+            }
+
+            async fn spread_status_queue(&self) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, employers, source_agency FROM status_queue ORDER BY id LIMIT 1",
+                );
+                query.push(Self::SKIP_LOCKED);
+                let entry: Option<(i64, Vec<u8>, String)> =
+                    query.build_query_as().fetch_optional(&mut *tx).await?;
+                let Some((entry, packed, source)) = entry else {
+                    return Ok(false);
+                };
+                let mut ids = $crate::store::compliance::unpack_ids(&packed)?;
+                // In id order, like every other writer of these rows, so that two workers
+                // spreading entries that share employers cannot deadlock.
+                ids.sort_unstable();
+                for chunk in ids.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO status_pending (employer_id, source_agency) ",
+                    );
+                    insert.push_values(chunk, |mut row, id| {
+                        row.push_bind(*id).push_bind(source.clone());
+                    });
+                    insert.push(
+                        " ON CONFLICT (employer_id) DO UPDATE \
+                         SET source_agency = excluded.source_agency",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
+                sqlx::query("DELETE FROM status_queue WHERE id = $1")
                     .bind(entry)
                     .execute(&mut *tx)
                     .await?;
-                let taken_set: HashSet<uuid::Uuid> = taken.iter().copied().collect();
-                let held: Vec<uuid::Uuid> = ids
-                    .into_iter()
-                    .filter(|id| !taken_set.contains(id))
-                    .collect();
-                if !held.is_empty() {
-                    Self::queue_employers(&mut tx, &held, &source).await?;
-                }
                 tx.commit().await?;
-                Ok(Some(taken.len() as u64))
+                Ok(true)
             }
 
             async fn list_non_compliant(

@@ -466,6 +466,15 @@ pub struct NonCompliantEntry {
     pub sort_key: i64,
 }
 
+/// A round of the status worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedRound {
+    /// The last queued employer the round looked at: the next round starts after it.
+    pub last: Uuid,
+    /// Employers recomputed and taken off the queue (those a write held stay queued).
+    pub recomputed: u64,
+}
+
 /// Coverage figures of one region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoverageRow {
@@ -506,11 +515,20 @@ pub trait ComplianceStore: Send + Sync {
         employer: Uuid,
     ) -> Result<Vec<ComplianceStatus>, StoreError>;
 
-    /// Takes the oldest entry of the status queue that no other worker holds, recomputes the
-    /// statuses of its employers and stores those that changed with their feed events. An
-    /// employer a write holds is queued again, at the end. Returns how many employers were
-    /// recomputed, or `None` when there was no entry to take.
-    async fn recompute_queued_statuses(&self) -> Result<Option<u64>, StoreError>;
+    /// Moves the employers of the oldest entry a report batch left in the status queue (one
+    /// entry per chunk) to the queue of employers that
+    /// [`recompute_queued_statuses`](Self::recompute_queued_statuses) goes through in id
+    /// order. `false` when no entry was left to take.
+    async fn spread_status_queue(&self) -> Result<bool, StoreError>;
+
+    /// Recomputes the statuses of up to `limit` queued employers, the first ones after `after`
+    /// in id order, and stores those that changed with their feed events. `None` when no
+    /// employer is queued after `after`.
+    async fn recompute_queued_statuses(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Option<QueuedRound>, StoreError>;
 
     async fn list_non_compliant(
         &self,

@@ -307,13 +307,13 @@ pub async fn run(
         );
     }
 
-    let statuses = queue_emptied(config, "status_pending").await?;
+    let statuses = queue_emptied(config, &["status_queue", "status_pending"]).await?;
     println!(
         "statuses: every employer of the two batches recomputed {:.1} s after the second batch \
          returned",
         statuses.as_secs_f64()
     );
-    let caught_up = queue_emptied(config, "feed_pending").await?;
+    let caught_up = queue_emptied(config, &["feed_pending"]).await?;
     println!(
         "feed: every event of the two batches and their statuses numbered {:.1} s after the \
          second batch returned",
@@ -366,11 +366,16 @@ const SUBSCRIBERS: usize = 100;
 /// Inspectors paging through the list at once.
 const LIST_CONCURRENCY: usize = 4;
 
-/// Waits until `queue` is empty: the status worker has recomputed every queued employer
-/// (`status_pending`), or the sequencer has numbered every queued feed event (`feed_pending`).
-async fn queue_emptied(config: &Config, queue: &str) -> anyhow::Result<Duration> {
+/// Waits until `queues` are empty: the status worker has recomputed every queued employer
+/// (`status_queue`, `status_pending`), or the sequencer has numbered every queued feed event
+/// (`feed_pending`).
+async fn queue_emptied(config: &Config, queues: &[&str]) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let query = format!("SELECT COUNT(*) FROM {queue}");
+    let counts: Vec<String> = queues
+        .iter()
+        .map(|queue| format!("(SELECT COUNT(*) FROM {queue})"))
+        .collect();
+    let query = format!("SELECT {}", counts.join(" + "));
     let query = query.as_str();
     let mut db = Database::open(config).await?;
     loop {
