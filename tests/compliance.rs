@@ -472,11 +472,17 @@ async fn bulk(
         .map(tonic::Response::into_inner)
 }
 
-async fn report_count(app: &TestApp, agency: &TestAgency, employer_id: &str) -> usize {
+/// Up to 1,000 reports of an employer that `agency` may read, superseded ones too if asked.
+async fn reports_of(
+    app: &TestApp,
+    agency: &TestAgency,
+    employer_id: &str,
+    include_superseded: bool,
+) -> Vec<proto::Report> {
     client(app, agency)
         .list_reports(proto::ListReportsRequest {
             employer_id: employer_id.into(),
-            include_superseded: true,
+            include_superseded,
             page_size: 1000,
             ..Default::default()
         })
@@ -484,7 +490,10 @@ async fn report_count(app: &TestApp, agency: &TestAgency, employer_id: &str) -> 
         .unwrap()
         .into_inner()
         .reports
-        .len()
+}
+
+async fn report_count(app: &TestApp, agency: &TestAgency, employer_id: &str) -> usize {
+    reports_of(app, agency, employer_id, true).await.len()
 }
 
 async fn a_bulk_batch_is_all_or_nothing(app: TestApp) {
@@ -589,16 +598,8 @@ async fn current_reports(
     agency: &TestAgency,
     employer_id: &str,
 ) -> Vec<(ReportKind, u32, u32)> {
-    let mut reports: Vec<_> = client(app, agency)
-        .list_reports(proto::ListReportsRequest {
-            employer_id: employer_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
+    let mut reports: Vec<_> = reports_of(app, agency, employer_id, false)
         .await
-        .unwrap()
-        .into_inner()
-        .reports
         .into_iter()
         .map(|report| {
             let workers = match &report.figures {

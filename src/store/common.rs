@@ -254,7 +254,7 @@ macro_rules! sql_store_common {
                         size_class: fields.size_class.map(|class| class.as_str().to_owned()),
                     };
                     let mut current = $crate::store::compliance::CurrentReports::new();
-                    Self::current_reports(&mut *tx, &[id], &mut current).await?;
+                    Self::current_reports(&mut *tx, &[id], None, &mut current).await?;
                     Self::refresh_statuses(&mut tx, &[&facts], &current, now, source, &mut events)
                         .await?;
                 }

@@ -387,10 +387,15 @@ macro_rules! sql_store_compliance {
                 Ok(found)
             }
 
-            /// The current (not superseded) reports of these employers.
+            /// The current (not superseded) reports of these employers; with `series`, only
+            /// those in any of them. A batch that leaves its statuses to the worker needs only
+            /// the series it writes, to supersede them, and not an employer's other current
+            /// reports (a year of monthly reports is three dozen). Each employer is looked up
+            /// once per series, so `series` must be few (see `SERIES_LOOKED_UP`).
             async fn current_reports(
                 connection: &mut <$db as sqlx::Database>::Connection,
                 employers: &[uuid::Uuid],
+                series: Option<&[String]>,
                 into: &mut $crate::store::compliance::CurrentReports,
             ) -> Result<(), $crate::store::StoreError> {
                 use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
@@ -400,36 +405,12 @@ macro_rules! sql_store_compliance {
                          AND employer_id"
                     ));
                     Self::push_in(&mut query, chunk);
+                    if let Some(series) = series {
+                        query.push(" AND series");
+                        Self::push_in(&mut query, series);
+                    }
                     let rows: Vec<ReportRow> =
                         query.build_query_as().fetch_all(&mut *connection).await?;
-                    for row in rows {
-                        let report = $crate::domain::compliance::Report::try_from(row)?;
-                        into.entry(report.employer_id).or_default().push(report);
-                    }
-                }
-                Ok(())
-            }
-
-            /// The current reports of `employers` in any of `series`: all a batch that leaves
-            /// its statuses to the worker needs, to supersede them. An employer's other current
-            /// reports (a year of monthly reports is three dozen) are not read. Each employer is
-            /// looked up once per series, so `series` must be few (see `SERIES_LOOKED_UP`).
-            async fn current_series_reports(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                employers: &[uuid::Uuid],
-                series: &[String],
-                into: &mut $crate::store::compliance::CurrentReports,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
-                for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {REPORT_COLUMNS} FROM reports WHERE NOT superseded \
-                         AND employer_id"
-                    ));
-                    Self::push_in(&mut query, chunk);
-                    query.push(" AND series");
-                    Self::push_in(&mut query, series);
-                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
                     for row in rows {
                         let report = $crate::domain::compliance::Report::try_from(row)?;
                         into.entry(report.employer_id).or_default().push(report);
@@ -662,12 +643,10 @@ macro_rules! sql_store_compliance {
                     // Statuses computed here need every current report; superseding needs
                     // only those of the series the chunk writes (one or two in a monthly batch).
                     let mut current = CurrentReports::new();
-                    if many_chunks && series.len() <= $crate::store::compliance::SERIES_LOOKED_UP {
-                        Self::current_series_reports(&mut tx, &touched, &series, &mut current)
-                            .await?;
-                    } else {
-                        Self::current_reports(&mut *tx, &touched, &mut current).await?;
-                    }
+                    let only_series = (many_chunks
+                        && series.len() <= $crate::store::compliance::SERIES_LOOKED_UP)
+                        .then_some(series.as_slice());
+                    Self::current_reports(&mut *tx, &touched, only_series, &mut current).await?;
 
                     // Items apply in order: a later item of the same series corrects an
                     // earlier one, even within this chunk.
@@ -862,7 +841,7 @@ macro_rules! sql_store_compliance {
                     return Ok(Vec::new());
                 };
                 let mut current = CurrentReports::new();
-                Self::current_reports(&mut *connection, &[employer], &mut current).await?;
+                Self::current_reports(&mut *connection, &[employer], None, &mut current).await?;
                 let reports = current.remove(&employer).unwrap_or_default();
                 if reports.is_empty() {
                     return Ok(Vec::new());
@@ -911,7 +890,7 @@ macro_rules! sql_store_compliance {
                 let taken: Vec<uuid::Uuid> = employers.iter().map(|e| e.id).collect();
                 if !taken.is_empty() {
                     let mut current = CurrentReports::new();
-                    Self::current_reports(&mut *tx, &taken, &mut current).await?;
+                    Self::current_reports(&mut *tx, &taken, None, &mut current).await?;
                     let sources: HashMap<uuid::Uuid, String> = queued.into_iter().collect();
                     let mut by_source: BTreeMap<&str, Vec<&EmployerFactsRow>> = BTreeMap::new();
                     for employer in &employers {
