@@ -650,7 +650,8 @@ async fn a_large_batch_corrects_only_the_series_it_writes(app: TestApp) {
         ]
     );
 
-    // A first chunk of 1,001 documents, one of them the stored one again.
+    // 1,001 documents, the stored one again among the first chunk's 1,000: more series than
+    // are looked up one by one.
     let mut items = vec![layoff(&corrected, "PHK/33.75/0007", 6)];
     items.extend((0..1000).map(|i| layoff(&other, &format!("PHK/33.75/1{i:03}"), 1)));
     let response = bulk(&app, &agencies.disnaker, items).await.unwrap();

@@ -338,8 +338,8 @@ pub(super) fn db_int(value: u64) -> i64 {
 }
 
 /// Employer ids as a status queue entry stores them: 16 bytes each, one after the other.
-pub(super) fn pack_ids(ids: &[Uuid]) -> Vec<u8> {
-    ids.iter().flat_map(|id| *id.as_bytes()).collect()
+pub(super) fn pack_ids(ids: impl IntoIterator<Item = Uuid>) -> Vec<u8> {
+    ids.into_iter().flat_map(Uuid::into_bytes).collect()
 }
 
 /// The employer ids of a status queue entry (see [`pack_ids`]).
@@ -500,11 +500,10 @@ macro_rules! sql_store_compliance {
                 source: &str,
             ) -> Result<(), $crate::store::StoreError> {
                 for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let ids: Vec<uuid::Uuid> = chunk.iter().map(|e| e.id).collect();
                     sqlx::query(
                         "INSERT INTO status_queue (employers, source_agency) VALUES ($1, $2)",
                     )
-                    .bind($crate::store::compliance::pack_ids(&ids))
+                    .bind($crate::store::compliance::pack_ids(chunk.iter().map(|e| e.id)))
                     .bind(source)
                     .execute(&mut **tx)
                     .await?;
@@ -634,19 +633,23 @@ macro_rules! sql_store_compliance {
                         .collect::<HashSet<_>>()
                         .into_iter()
                         .collect();
-                    let series: Vec<String> = chunk
-                        .iter()
-                        .map(|item| item.series())
-                        .collect::<HashSet<_>>()
-                        .into_iter()
-                        .collect();
                     // Statuses computed here need every current report; superseding needs
                     // only those of the series the chunk writes (one or two in a monthly batch).
+                    let only_series: Option<Vec<String>> = many_chunks
+                        .then(|| {
+                            chunk
+                                .iter()
+                                .map(|item| item.series())
+                                .collect::<HashSet<_>>()
+                                .into_iter()
+                                .collect()
+                        })
+                        .filter(|series: &Vec<String>| {
+                            series.len() <= $crate::store::compliance::SERIES_LOOKED_UP
+                        });
                     let mut current = CurrentReports::new();
-                    let only_series = (many_chunks
-                        && series.len() <= $crate::store::compliance::SERIES_LOOKED_UP)
-                        .then_some(series.as_slice());
-                    Self::current_reports(&mut *tx, &touched, only_series, &mut current).await?;
+                    Self::current_reports(&mut *tx, &touched, only_series.as_deref(), &mut current)
+                        .await?;
 
                     // Items apply in order: a later item of the same series corrects an
                     // earlier one, even within this chunk.
