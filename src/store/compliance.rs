@@ -5,9 +5,7 @@
 //! rows so concurrent batches for one employer number their versions one after the other),
 //! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's), `BULK_WRITE_SETTING`
 //! (a statement run first in the transactions of a report batch and of the status worker, if
-//! any), `BULK_FEED_STAGING` (where a report batch gathers its feed events, if not straight in
-//! `feed_pending`) and `SKIP_LOCKED` (how the status worker passes over employers a write
-//! holds).
+//! any) and `SKIP_LOCKED` (how the status worker passes over employers a write holds).
 
 use std::collections::HashMap;
 
@@ -243,50 +241,35 @@ impl ReportInsert {
     }
 }
 
-/// Where a report batch gathers its feed events before they join `feed_pending`, on a backend
-/// whose readers would otherwise wade through them. PostgreSQL's index scans visit every
-/// uncommitted entry they pass: a batch still writing hundreds of thousands of pending events
-/// turned each of the sequencer's polls ("the oldest pending event?") into a walk over all of
-/// them, 40 ms of a core every 50 ms for as long as the batch ran. Staged in a temporary table
-/// of the batch's own session, they are moved in one statement just before the commit.
-pub(super) struct BulkFeedStaging {
-    pub table: &'static str,
-    /// Creates `table` for the transaction (dropped at its end, committed or not); its `ord`
-    /// keeps the events' order.
-    pub create: &'static str,
-}
-
-impl BulkFeedStaging {
-    /// Moves the staged events to `feed_pending`, in the order they were staged.
-    pub fn release(&self) -> String {
-        format!(
-            "{} SELECT {FEED_COLUMNS} FROM {} ORDER BY ord",
-            feed_insert(FEED_PENDING),
-            self.table
-        )
-    }
-}
-
-/// A `feed_pending` row to insert.
+/// A queued feed event: a `feed_pending` row, or one event of a [`FeedBundle`].
+#[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct FeedInsert {
-    pub event_type: &'static str,
+    #[prost(string, tag = "1")]
+    pub event_type: String,
+    #[prost(int64, tag = "2")]
     pub time_us: i64,
+    #[prost(string, tag = "3")]
     pub employer_id: String,
+    #[prost(string, tag = "4")]
     pub region_code: String,
-    pub read_scope: &'static str,
+    #[prost(string, tag = "5")]
+    pub read_scope: String,
+    #[prost(string, tag = "6")]
     pub audience: String,
+    #[prost(string, tag = "7")]
     pub source_agency: String,
+    #[prost(string, tag = "8")]
     pub payload: String,
 }
 
 impl FeedInsert {
     pub fn new(event: &FeedEvent) -> Result<Self, StoreError> {
         Ok(Self {
-            event_type: event.event_type.as_str(),
+            event_type: event.event_type.as_str().to_owned(),
             time_us: event.time_us,
             employer_id: event.employer_id.to_string(),
             region_code: event.region_code.clone(),
-            read_scope: event.read_scope.as_str(),
+            read_scope: event.read_scope.as_str().to_owned(),
             audience: event
                 .audience
                 .iter()
@@ -306,6 +289,51 @@ impl FeedInsert {
     }
 }
 
+/// The feed events of one chunk of a report batch, queued as one `feed_pending` row (see
+/// `migrations/*/0011_feed_bundles.sql`); the sequencer numbers them in this order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct FeedBundle {
+    #[prost(message, repeated, tag = "1")]
+    pub events: Vec<FeedInsert>,
+}
+
+impl FeedBundle {
+    pub fn decode_stored(id: i64, stored: &[u8]) -> Result<Self, StoreError> {
+        <Self as prost::Message>::decode(stored)
+            .map_err(|e| StoreError::Corrupt(format!("queued feed bundle {id}: {e}")))
+    }
+}
+
+/// A `feed_pending` row a sequencing round takes: one event, or a bundle of `events`.
+#[derive(sqlx::FromRow)]
+pub(super) struct PendingFeed {
+    pub id: i64,
+    pub events: i64,
+    pub bundled: bool,
+}
+
+/// The rows of one sequencing round out of `rows`, in queue order: rows are taken while fewer
+/// than `limit` events are, so a round ends within one bundle of `limit`. Whether rows were
+/// left over tells the caller the queue is not drained.
+pub(super) fn sequencing_round<T>(
+    rows: Vec<T>,
+    limit: u32,
+    events: impl Fn(&T) -> i64,
+) -> (Vec<T>, bool) {
+    let fetched = rows.len();
+    let mut taken_events = 0;
+    let round: Vec<T> = rows
+        .into_iter()
+        .take_while(|row| {
+            let take = taken_events < i64::from(limit);
+            taken_events += events(row);
+            take
+        })
+        .collect();
+    let left_over = round.len() < fetched;
+    (round, left_over)
+}
+
 pub(super) const REPORT_INSERT: &str = "INSERT INTO reports (id, employer_id, kind, programme_group, \
      period, series, version, supersedes, superseded, source_agency, submitted_at, figures, \
      workers, arrears_amount, region_code, province_code) ";
@@ -314,16 +342,18 @@ pub(super) const STATUS_INSERT: &str = "INSERT INTO compliance_status (employer_
      non_compliant, categories, gap, arrears_amount, priority, region_code, province_code, \
      size_class, detail, computed_at) ";
 
-/// The columns of a queued feed event, in `feed_pending` and in a report batch's staging table.
+/// The columns of a feed event, in `feed_pending` and, after `seq`, in `feed_events`.
 pub(super) const FEED_COLUMNS: &str =
     "event_type, time_us, employer_id, region_code, read_scope, audience, source_agency, payload";
 
-/// The queue a write's feed events go to until the sequencer numbers them.
-pub(super) const FEED_PENDING: &str = "feed_pending";
-
-/// The start of a multi-row insert of feed events into `table`.
-pub(super) fn feed_insert(table: &str) -> String {
-    format!("INSERT INTO {table} ({FEED_COLUMNS}) ")
+/// The start of a multi-row insert of feed events: queued in `feed_pending`, or `numbered`
+/// into `feed_events` (their sequence numbers first).
+pub(super) fn feed_insert(numbered: bool) -> String {
+    if numbered {
+        format!("INSERT INTO feed_events (seq, {FEED_COLUMNS}) ")
+    } else {
+        format!("INSERT INTO feed_pending ({FEED_COLUMNS}) ")
+    }
 }
 
 pub(super) const STATUS_UPSERT_CONFLICT: &str = " ON CONFLICT (employer_id, programme_group) DO UPDATE SET \
@@ -516,22 +546,57 @@ macro_rules! sql_store_compliance {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::domain::feed::FeedEvent],
             ) -> Result<(), $crate::store::StoreError> {
-                Self::queue_feed_events(tx, $crate::store::compliance::FEED_PENDING, events).await
-            }
-
-            /// Writes feed events to `table`: the sequencer's queue, or a batch's staging table.
-            async fn queue_feed_events(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                table: &str,
-                events: &[$crate::domain::feed::FeedEvent],
-            ) -> Result<(), $crate::store::StoreError> {
                 let rows = events
                     .iter()
                     .map($crate::store::compliance::FeedInsert::new)
                     .collect::<Result<Vec<_>, _>>()?;
                 for chunk in rows.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    Self::write_feed_rows(tx, table, chunk).await?;
+                    Self::write_feed_rows(tx, None, chunk).await?;
                 }
+                Ok(())
+            }
+
+            /// Queues feed events for the sequencer as one bundle (one `feed_pending` row).
+            async fn insert_feed_bundle(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[$crate::domain::feed::FeedEvent],
+            ) -> Result<(), $crate::store::StoreError> {
+                use prost::Message;
+
+                let bundle = $crate::store::compliance::FeedBundle {
+                    events: events
+                        .iter()
+                        .map($crate::store::compliance::FeedInsert::new)
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                sqlx::query("INSERT INTO feed_pending (events, bundle) VALUES ($1, $2)")
+                    .bind(bundle.events.len() as i64)
+                    .bind(bundle.encode_to_vec())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Moves the single queued events `ids` to the feed, numbered in id order after
+            /// `head`.
+            async fn number_single_feed_events(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                head: i64,
+                ids: &[i64],
+            ) -> Result<(), $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO feed_events (seq, {}) SELECT ",
+                    $crate::store::compliance::FEED_COLUMNS
+                ));
+                insert.push_bind(head).push(format!(
+                    " + ROW_NUMBER() OVER (ORDER BY id), {} FROM feed_pending WHERE id",
+                    $crate::store::compliance::FEED_COLUMNS
+                ));
+                Self::push_in(&mut insert, ids);
+                insert.build().execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -559,17 +624,10 @@ macro_rules! sql_store_compliance {
                         ..first
                     });
                 }
-                // A batch written in one chunk commits right after its one write per table: its
-                // events go to the queue at once, and its statuses are recomputed in place.
+                // A batch written in one chunk recomputes its statuses in place; a longer one
+                // leaves them to the status worker, and queues each chunk's feed events as one
+                // bundle: a million-report batch queued two million rows otherwise.
                 let many_chunks = $crate::store::spans_chunks(items.remaining());
-                let staging = Self::BULK_FEED_STAGING.filter(|_| many_chunks);
-                let feed_queue = match &staging {
-                    Some(staging) => {
-                        sqlx::query(staging.create).execute(&mut *tx).await?;
-                        staging.table
-                    }
-                    None => $crate::store::compliance::FEED_PENDING,
-                };
 
                 let now = now_micros();
                 let time_us = (now.unix_timestamp_nanos() / 1_000) as i64;
@@ -728,11 +786,12 @@ macro_rules! sql_store_compliance {
                     };
                     if many_chunks {
                         Self::queue_statuses(&mut tx, &unique, source).await?;
+                        Self::insert_feed_bundle(&mut tx, &events).await?;
                     } else {
                         Self::refresh_statuses(&mut tx, &unique, &current, now, source, &mut events)
                             .await?;
+                        Self::insert_feed_events(&mut tx, &events).await?;
                     }
-                    Self::queue_feed_events(&mut tx, feed_queue, &events).await?;
 
                     outcome.accepted += new_reports.len() as u64;
                     offset += new_reports.len() as u64;
@@ -741,9 +800,6 @@ macro_rules! sql_store_compliance {
                     }
                 }
 
-                if let Some(staging) = &staging {
-                    sqlx::query(&staging.release()).execute(&mut *tx).await?;
-                }
                 Self::insert_audit_entries(&mut tx, std::slice::from_ref(&batch.audit)).await?;
                 if let Some(key) = &batch.idempotency {
                     Self::remember(&mut tx, key, &outcome, now).await?;
@@ -1086,37 +1142,63 @@ macro_rules! sql_store_compliance {
                 let head: i64 = sqlx::query_scalar(Self::LOCK_FEED_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                // Only the ids travel: the events move inside the database, numbered in id order
-                // after the head.
                 let (pending, mark) = self.take_pending_feed(&mut tx, limit).await?;
                 if pending.is_empty() {
                     self.feed_moved(mark);
                     return Ok((0, head.max(0) as u64));
                 }
-                let mut insert = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO feed_events (seq, event_type, time_us, employer_id, region_code, \
-                     read_scope, audience, source_agency, payload) SELECT ",
-                );
-                insert
-                    .push_bind(head)
-                    .push(
-                        " + ROW_NUMBER() OVER (ORDER BY id), event_type, time_us, employer_id, \
-                         region_code, read_scope, audience, source_agency, payload \
-                         FROM feed_pending WHERE id",
-                    );
-                Self::push_in(&mut insert, &pending);
-                insert.build().execute(&mut *tx).await?;
+                let bundled: Vec<i64> = pending.iter().filter(|p| p.bundled).map(|p| p.id).collect();
+                let mut bundles = std::collections::HashMap::new();
+                if !bundled.is_empty() {
+                    let mut query =
+                        sqlx::QueryBuilder::<$db>::new("SELECT id, bundle FROM feed_pending WHERE id");
+                    Self::push_in(&mut query, &bundled);
+                    let rows: Vec<(i64, Vec<u8>)> = query.build_query_as().fetch_all(&mut *tx).await?;
+                    bundles.extend(rows);
+                }
+                // Events are numbered in queue order, a bundle's in its own order. Single
+                // events move inside the database, only their ids travelling; a bundle is
+                // unpacked here.
+                let mut numbered = head;
+                let mut singles: Vec<i64> = Vec::new();
+                for entry in &pending {
+                    if !entry.bundled {
+                        singles.push(entry.id);
+                        continue;
+                    }
+                    Self::number_single_feed_events(&mut tx, numbered, &singles).await?;
+                    numbered += singles.len() as i64;
+                    singles.clear();
+                    let stored = bundles.remove(&entry.id).ok_or_else(|| {
+                        $crate::store::StoreError::Corrupt(format!(
+                            "queued feed bundle {} vanished while its round held the feed",
+                            entry.id
+                        ))
+                    })?;
+                    let bundle =
+                        $crate::store::compliance::FeedBundle::decode_stored(entry.id, &stored)?;
+                    for chunk in bundle
+                        .events
+                        .chunks($crate::store::compliance::ROWS_PER_STATEMENT)
+                    {
+                        Self::write_feed_rows(&mut tx, Some(numbered + 1), chunk).await?;
+                        numbered += chunk.len() as i64;
+                    }
+                }
+                Self::number_single_feed_events(&mut tx, numbered, &singles).await?;
+                numbered += singles.len() as i64;
+
+                let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
                 let mut delete = sqlx::QueryBuilder::<$db>::new("DELETE FROM feed_pending WHERE id");
-                Self::push_in(&mut delete, &pending);
+                Self::push_in(&mut delete, &ids);
                 delete.build().execute(&mut *tx).await?;
-                let new_head = head + pending.len() as i64;
                 sqlx::query("UPDATE feed_head SET size = $1 WHERE id = 1")
-                    .bind(new_head)
+                    .bind(numbered)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
                 self.feed_moved(mark);
-                Ok((pending.len() as u64, new_head as u64))
+                Ok(((numbered - head) as u64, numbered as u64))
             }
 
             async fn feed_head(&self) -> Result<u64, $crate::store::StoreError> {
@@ -1146,4 +1228,29 @@ macro_rules! sql_store_compliance {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequencing_round;
+
+    #[test]
+    fn a_round_takes_rows_until_it_holds_the_limit() {
+        let events = |row: &i64| *row;
+        assert_eq!(
+            sequencing_round(vec![1, 1, 1], 10, events),
+            (vec![1, 1, 1], false)
+        );
+        // The row that reaches the limit is the round's last; the rest wait.
+        assert_eq!(
+            sequencing_round(vec![4, 5, 3, 1], 10, events),
+            (vec![4, 5, 3], true)
+        );
+        // A bundle larger than the limit still makes a round of its own.
+        assert_eq!(sequencing_round(vec![25, 1], 10, events), (vec![25], true));
+        assert_eq!(
+            sequencing_round(Vec::new(), 10, events),
+            (Vec::new(), false)
+        );
+    }
 }

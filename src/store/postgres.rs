@@ -15,8 +15,8 @@ use sqlx::{
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow, append_leaves, numbered_resources};
 use super::compliance::{
-    BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
-    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
+    FEED_COLUMNS, FeedInsert, PendingFeed, REPORT_INSERT, ReportInsert, STATUS_INSERT,
+    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert, sequencing_round,
 };
 use super::employer_reads::EmployerReads;
 use super::kept_connections::KeptConnections;
@@ -90,14 +90,6 @@ impl PostgresStore {
     // first load (or none, inside its still uncommitted transaction) would have the planner
     // scan whole tables per chunk.
     const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
-    const BULK_FEED_STAGING: Option<BulkFeedStaging> = Some(BulkFeedStaging {
-        table: "bulk_feed",
-        create: "CREATE TEMPORARY TABLE bulk_feed (ord BIGINT GENERATED ALWAYS AS IDENTITY \
-                 PRIMARY KEY, event_type TEXT NOT NULL, time_us BIGINT NOT NULL, \
-                 employer_id TEXT NOT NULL, region_code TEXT NOT NULL, read_scope TEXT NOT NULL, \
-                 audience TEXT NOT NULL, source_agency TEXT NOT NULL, payload TEXT NOT NULL) \
-                 ON COMMIT DROP",
-    });
     // The status worker takes the queued employers no write holds, without waiting.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";
@@ -362,28 +354,39 @@ impl PostgresStore {
     /// Queues feed events with one statement.
     async fn write_feed_rows(
         tx: &mut sqlx::Transaction<'_, Postgres>,
-        table: &str,
+        numbered_from: Option<i64>,
         rows: &[FeedInsert],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let column = |f: fn(&FeedInsert) -> String| rows.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(&format!(
-            "{} SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[])",
-            feed_insert(table)
-        ))
-        .bind(column(|f| f.event_type.to_owned()))
-        .bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
-        .bind(column(|f| f.employer_id.clone()))
-        .bind(column(|f| f.region_code.clone()))
-        .bind(column(|f| f.read_scope.to_owned()))
-        .bind(column(|f| f.audience.clone()))
-        .bind(column(|f| f.source_agency.clone()))
-        .bind(column(|f| f.payload.clone()))
-        .execute(&mut **tx)
-        .await?;
+        let column = |f: fn(&FeedInsert) -> &String| rows.iter().map(f).collect::<Vec<_>>();
+        let mut query = sqlx::QueryBuilder::<Postgres>::new(feed_insert(numbered_from.is_some()));
+        query.push("SELECT ");
+        if let Some(first) = numbered_from {
+            query.push_bind(first).push(" - 1 + position, ");
+        }
+        query
+            .push(format!("{FEED_COLUMNS} FROM UNNEST("))
+            .push_bind(column(|f| &f.event_type))
+            .push("::text[], ")
+            .push_bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
+            .push("::int8[], ")
+            .push_bind(column(|f| &f.employer_id))
+            .push("::text[], ")
+            .push_bind(column(|f| &f.region_code))
+            .push("::text[], ")
+            .push_bind(column(|f| &f.read_scope))
+            .push("::text[], ")
+            .push_bind(column(|f| &f.audience))
+            .push("::text[], ")
+            .push_bind(column(|f| &f.source_agency))
+            .push("::text[], ")
+            .push_bind(column(|f| &f.payload))
+            .push(format!(
+                "::text[]) WITH ORDINALITY AS queued ({FEED_COLUMNS}, position)"
+            ));
+        query.build().execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -422,33 +425,48 @@ impl PostgresStore {
         Ok(waiting)
     }
 
-    /// The ids of up to `limit` committed pending events from the start position on, and the
-    /// position the next round may start at once these are moved.
+    /// The queued rows of up to about `limit` committed pending events from the start position
+    /// on (see [`sequencing_round`]), and the position the next round may start at once these
+    /// are moved.
     async fn take_pending_feed(
         &self,
         tx: &mut sqlx::Transaction<'_, Postgres>,
         limit: u32,
-    ) -> Result<(Vec<i64>, FeedQueuePosition), StoreError> {
+    ) -> Result<(Vec<PendingFeed>, FeedQueuePosition), StoreError> {
         let start = *self.feed_start();
         // Read before the events: whatever was over by then is visible to the next statement.
         let oldest_running: i64 =
             sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
                 .fetch_one(&mut **tx)
                 .await?;
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, PendingFeed)> = sqlx::query_as::<_, (i64, i64, i64, bool)>(
             // Named apart: an output column called `xid` would be what ORDER BY sorts, by value
             // instead of along the index.
-            "SELECT xid::text::int8 AS queued_by, id FROM feed_pending \
+            "SELECT xid::text::int8 AS queued_by, id, events, bundle IS NOT NULL FROM feed_pending \
              WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT $3",
         )
         .bind(start.xid)
         .bind(start.id)
         .bind(i64::from(limit))
         .fetch_all(&mut **tx)
-        .await?;
-        let drained = rows.len() < limit as usize;
-        let next = match rows.last() {
-            Some(&(xid, id)) if !drained && xid < oldest_running => {
+        .await?
+        .into_iter()
+        .map(|(xid, id, events, bundled)| {
+            (
+                xid,
+                PendingFeed {
+                    id,
+                    events,
+                    bundled,
+                },
+            )
+        })
+        .collect();
+        let fetched_all = rows.len() < limit as usize;
+        let (round, left_over) = sequencing_round(rows, limit, |(_, row)| row.events);
+        let drained = fetched_all && !left_over;
+        let next = match round.last() {
+            Some(&(xid, PendingFeed { id, .. })) if !drained && xid < oldest_running => {
                 FeedQueuePosition { xid, id: id + 1 }
             }
             // Every event of a finished transaction is taken, or the round stopped among those
@@ -458,7 +476,7 @@ impl PostgresStore {
                 id: 0,
             },
         };
-        Ok((rows.into_iter().map(|(_, id)| id).collect(), next))
+        Ok((round.into_iter().map(|(_, row)| row).collect(), next))
     }
 
     /// Records that the events before `next` are moved (called once their round committed).

@@ -23,8 +23,8 @@ use sqlx::{
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow};
 use super::compliance::{
-    BulkFeedStaging, FeedInsert, REPORT_INSERT, ReportInsert, STATUS_INSERT,
-    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert,
+    FeedInsert, PendingFeed, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
+    StatusRow, feed_insert, sequencing_round,
 };
 use super::employer_reads::EmployerReads;
 use crate::audit::PendingEntry;
@@ -96,7 +96,6 @@ impl SqliteStore {
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
     const BULK_WRITE_SETTING: Option<&'static str> = None;
     // Readers see only committed pages; a batch's events go straight to the queue.
-    const BULK_FEED_STAGING: Option<BulkFeedStaging> = None;
     const SKIP_LOCKED: &'static str = "";
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -477,22 +476,26 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Queues feed events with one multi-row statement.
+    /// Queues feed events, or writes them to the feed numbered from `numbered_from` on, with
+    /// one multi-row statement.
     async fn write_feed_rows(
         tx: &mut sqlx::Transaction<'_, Sqlite>,
-        table: &str,
+        numbered_from: Option<i64>,
         rows: &[FeedInsert],
     ) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(feed_insert(table));
-        insert.push_values(rows, |mut row, f| {
-            row.push_bind(f.event_type)
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(feed_insert(numbered_from.is_some()));
+        insert.push_values(rows.iter().enumerate(), |mut row, (position, f)| {
+            if let Some(first) = numbered_from {
+                row.push_bind(first + position as i64);
+            }
+            row.push_bind(&f.event_type)
                 .push_bind(f.time_us)
                 .push_bind(&f.employer_id)
                 .push_bind(&f.region_code)
-                .push_bind(f.read_scope)
+                .push_bind(&f.read_scope)
                 .push_bind(&f.audience)
                 .push_bind(&f.source_agency)
                 .push_bind(&f.payload);
@@ -509,18 +512,23 @@ impl SqliteStore {
         Ok(waiting.is_some())
     }
 
-    /// The ids of up to `limit` pending events, oldest first. The round holds the write lock:
-    /// no other transaction is under way, so every row in the queue is committed.
+    /// The queued rows of up to about `limit` pending events, oldest first (see
+    /// [`sequencing_round`]). The round holds the write lock: no other transaction is under
+    /// way, so every row in the queue is committed.
     async fn take_pending_feed(
         &self,
         tx: &mut sqlx::Transaction<'_, Sqlite>,
         limit: u32,
-    ) -> Result<(Vec<i64>, ()), StoreError> {
-        let ids = sqlx::query_scalar("SELECT id FROM feed_pending ORDER BY id LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&mut **tx)
-            .await?;
-        Ok((ids, ()))
+    ) -> Result<(Vec<PendingFeed>, ()), StoreError> {
+        let rows: Vec<PendingFeed> = sqlx::query_as(
+            "SELECT id, events, bundle IS NOT NULL AS bundled FROM feed_pending ORDER BY id \
+             LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut **tx)
+        .await?;
+        let (round, _) = sequencing_round(rows, limit, |row| row.events);
+        Ok((round, ()))
     }
 
     fn feed_moved(&self, (): ()) {}
