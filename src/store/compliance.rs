@@ -577,7 +577,7 @@ macro_rules! sql_store_compliance {
                 Ok(())
             }
 
-            /// Moves the single queued events `ids` to the feed, numbered in id order after
+            /// Copies the single queued events `ids` into the feed, numbered in id order after
             /// `head`.
             async fn number_single_feed_events(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -626,7 +626,7 @@ macro_rules! sql_store_compliance {
                 }
                 // A batch written in one chunk recomputes its statuses in place; a longer one
                 // leaves them to the status worker, and queues each chunk's feed events as one
-                // bundle: a million-report batch queued two million rows otherwise.
+                // bundle: a million-report batch queued a million rows or more otherwise.
                 let many_chunks = $crate::store::spans_chunks(items.remaining());
 
                 let now = now_micros();

@@ -550,8 +550,9 @@ pub trait ComplianceStore: Send + Sync {
 /// The change feed.
 #[async_trait]
 pub trait FeedStore: Send + Sync {
-    /// Numbers up to `limit` pending events after the feed's head; returns how many it numbered
-    /// and, when that is not zero, the new head.
+    /// Numbers about `limit` pending events after the feed's head (a round ends with the queued
+    /// row that reaches `limit`, which may be a bundle of many); returns how many it numbered
+    /// and, when that is not zero, the new head. Fewer than `limit` means the queue is drained.
     async fn sequence_feed(&self, limit: u32) -> Result<(u64, u64), StoreError>;
 
     /// The cursor of the last numbered event.
