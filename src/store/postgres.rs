@@ -361,7 +361,8 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Queues feed events with one statement.
+    /// Queues feed events, or writes them to the feed numbered from `numbered_from` on, with
+    /// one statement.
     async fn write_feed_rows(
         tx: &mut sqlx::Transaction<'_, Postgres>,
         numbered_from: Option<i64>,
@@ -381,21 +382,20 @@ impl PostgresStore {
             .push_bind(column(|f| &f.event_type))
             .push("::text[], ")
             .push_bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
-            .push("::int8[], ")
-            .push_bind(column(|f| &f.employer_id))
-            .push("::text[], ")
-            .push_bind(column(|f| &f.region_code))
-            .push("::text[], ")
-            .push_bind(column(|f| &f.read_scope))
-            .push("::text[], ")
-            .push_bind(column(|f| &f.audience))
-            .push("::text[], ")
-            .push_bind(column(|f| &f.source_agency))
-            .push("::text[], ")
-            .push_bind(column(|f| &f.payload))
-            .push(format!(
-                "::text[]) WITH ORDINALITY AS queued ({FEED_COLUMNS}, position)"
-            ));
+            .push("::int8[]");
+        for text in [
+            column(|f| &f.employer_id),
+            column(|f| &f.region_code),
+            column(|f| &f.read_scope),
+            column(|f| &f.audience),
+            column(|f| &f.source_agency),
+            column(|f| &f.payload),
+        ] {
+            query.push(", ").push_bind(text).push("::text[]");
+        }
+        query.push(format!(
+            ") WITH ORDINALITY AS queued ({FEED_COLUMNS}, position)"
+        ));
         query.build().execute(&mut **tx).await?;
         Ok(())
     }
