@@ -327,12 +327,13 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
 
     submit_workforce_batch(&app, &disnaker, &id, 100..100 + ITEMS).await;
 
-    let workers = |event: &proto::FeedEvent| match &event.payload {
-        Some(proto::feed_event::Payload::Report(report)) => match &report.figures {
-            Some(proto::report::Figures::Workforce(figures)) => figures.total_workers,
-            other => panic!("not a workforce report: {other:?}"),
-        },
+    let report = |event: &proto::FeedEvent| match &event.payload {
+        Some(proto::feed_event::Payload::Report(report)) => report.clone(),
         other => panic!("not a report: {other:?}"),
+    };
+    let workers = |event: &proto::FeedEvent| match report(event).figures {
+        Some(proto::report::Figures::Workforce(figures)) => figures.total_workers,
+        other => panic!("not a workforce report: {other:?}"),
     };
     let mut previous: Option<proto::FeedEvent> = None;
     let mut submitted = Vec::new();
@@ -343,9 +344,16 @@ async fn a_batch_publishes_its_events_in_item_order(app: TestApp) {
             assert_eq!(event.cursor, previous.cursor + 1);
         }
         match event_type(&event) {
-            FeedEventType::ReportSubmitted => submitted.push(workers(&event)),
+            FeedEventType::ReportSubmitted => {
+                // The report as it was submitted, though the next item corrected it.
+                let submitted_report = report(&event);
+                assert!(!submitted_report.superseded);
+                assert_eq!(submitted_report.version as usize, submitted.len() + 1);
+                submitted.push(workers(&event));
+            }
             FeedEventType::ReportSuperseded => {
                 // Each correction follows the report it corrects.
+                assert!(report(&event).superseded);
                 assert_eq!(submitted.last(), Some(&workers(&event)));
                 superseded.push(workers(&event));
             }

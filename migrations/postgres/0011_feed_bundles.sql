@@ -1,6 +1,6 @@
 -- A report batch of more than one chunk queues the feed events of each chunk as one row, a
--- bundle of up to a few thousand events, which the sequencer unpacks and numbers in order. As a
--- row per event, a million-report batch queued two million rows in its own transaction (through
+-- bundle of up to two thousand events, which the sequencer unpacks and numbers in order. As a
+-- row per event, a million-report batch queued a million rows or more in its transaction (through
 -- a temporary table, so the sequencer's index scans did not wade through them uncommitted), a
 -- third of its time; the sequencer then moved each of them again into feed_events.
 --
@@ -17,7 +17,8 @@ ALTER TABLE feed_pending
     ALTER COLUMN source_agency DROP NOT NULL,
     ALTER COLUMN payload DROP NOT NULL,
     ADD COLUMN events BIGINT NOT NULL DEFAULT 1,
-    -- The events, protobuf-encoded (`FeedBundle` in src/store/compliance.rs).
+    -- Each event's type, region and report id, protobuf-encoded (`FeedBundle` in
+    -- src/store/compliance.rs); the sequencer reads the reports back.
     ADD COLUMN bundle BYTEA,
     ADD CONSTRAINT feed_pending_event_or_bundle CHECK (
         CASE WHEN bundle IS NULL
@@ -29,6 +30,6 @@ ALTER TABLE feed_pending
                 read_scope, audience, source_agency, payload) IS NULL
         END
     );
--- Stored as written: compressing a bundle cost the batch more than writing it whole, and it
--- lives only until the next sequencing round.
+-- Stored as written: report ids do not compress, and a bundle lives only until the next
+-- sequencing round.
 ALTER TABLE feed_pending ALTER COLUMN bundle SET STORAGE EXTERNAL;

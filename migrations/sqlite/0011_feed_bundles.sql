@@ -1,6 +1,6 @@
 -- A report batch of more than one chunk queues the feed events of each chunk as one row, a
--- bundle of up to a few thousand events, which the sequencer unpacks and numbers in order. As a
--- row per event, a million-report batch wrote two million queue rows in its transaction; the
+-- bundle of up to two thousand events, which the sequencer unpacks and numbers in order. As a
+-- row per event, a million-report batch wrote a million queue rows or more in its transaction; the
 -- sequencer then moved each of them again into feed_events.
 --
 -- A row is either one event (the columns below `id`, `bundle` null) or a bundle (`bundle` set,
@@ -20,7 +20,8 @@ CREATE TABLE feed_pending_bundled (
     source_agency TEXT,
     payload       TEXT,
     events        INTEGER NOT NULL DEFAULT 1,
-    -- The events, protobuf-encoded (`FeedBundle` in src/store/compliance.rs).
+    -- Each event's type, region and report id, protobuf-encoded (`FeedBundle` in
+    -- src/store/compliance.rs); the sequencer reads the reports back.
     bundle        BLOB,
     CHECK (
         CASE WHEN bundle IS NULL

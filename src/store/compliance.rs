@@ -241,35 +241,26 @@ impl ReportInsert {
     }
 }
 
-/// A queued feed event: a `feed_pending` row, or one event of a [`FeedBundle`].
-#[derive(Clone, PartialEq, prost::Message)]
+/// A feed event to write: queued in `feed_pending`, or numbered into `feed_events`.
 pub(super) struct FeedInsert {
-    #[prost(string, tag = "1")]
-    pub event_type: String,
-    #[prost(int64, tag = "2")]
+    pub event_type: &'static str,
     pub time_us: i64,
-    #[prost(string, tag = "3")]
     pub employer_id: String,
-    #[prost(string, tag = "4")]
     pub region_code: String,
-    #[prost(string, tag = "5")]
-    pub read_scope: String,
-    #[prost(string, tag = "6")]
+    pub read_scope: &'static str,
     pub audience: String,
-    #[prost(string, tag = "7")]
     pub source_agency: String,
-    #[prost(string, tag = "8")]
     pub payload: String,
 }
 
 impl FeedInsert {
     pub fn new(event: &FeedEvent) -> Result<Self, StoreError> {
         Ok(Self {
-            event_type: event.event_type.as_str().to_owned(),
+            event_type: event.event_type.as_str(),
             time_us: event.time_us,
             employer_id: event.employer_id.to_string(),
             region_code: event.region_code.clone(),
-            read_scope: event.read_scope.as_str().to_owned(),
+            read_scope: event.read_scope.as_str(),
             audience: event
                 .audience
                 .iter()
@@ -290,17 +281,105 @@ impl FeedInsert {
 }
 
 /// The feed events of one chunk of a report batch, queued as one `feed_pending` row (see
-/// `migrations/*/0011_feed_bundles.sql`); the sequencer numbers them in this order.
+/// `migrations/*/0011_feed_bundles.sql`): which report each event carries, not the report, so
+/// that the batch writes a few bytes per event. The sequencer reads the reports back by id and
+/// numbers the events in this order. A stored report never changes but for being superseded,
+/// which the event's type says it was or was not when the event happened.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct FeedBundle {
-    #[prost(message, repeated, tag = "1")]
-    pub events: Vec<FeedInsert>,
+    #[prost(int64, tag = "1")]
+    pub time_us: i64,
+    #[prost(string, tag = "2")]
+    pub source_agency: String,
+    #[prost(message, repeated, tag = "3")]
+    pub events: Vec<BundledEvent>,
+}
+
+/// A report event of a [`FeedBundle`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct BundledEvent {
+    /// REPORT_SUPERSEDED rather than REPORT_SUBMITTED.
+    #[prost(bool, tag = "1")]
+    pub superseded: bool,
+    /// The report's id, 16 bytes.
+    #[prost(bytes = "vec", tag = "2")]
+    pub report_id: Vec<u8>,
+    /// The employer's region when the event happened.
+    #[prost(string, tag = "3")]
+    pub region_code: String,
 }
 
 impl FeedBundle {
+    /// The bundle of a chunk's report events, all of one time and source.
+    pub fn of(events: &[FeedEvent]) -> Result<Self, StoreError> {
+        let first = events
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("a feed bundle of no events".to_owned()))?;
+        let events = events
+            .iter()
+            .map(|event| match (&event.event_type, &event.payload) {
+                (
+                    kind @ (FeedEventType::ReportSubmitted | FeedEventType::ReportSuperseded),
+                    FeedPayload::Report(report),
+                ) => Ok(BundledEvent {
+                    superseded: *kind == FeedEventType::ReportSuperseded,
+                    report_id: report.id.as_bytes().to_vec(),
+                    region_code: event.region_code.clone(),
+                }),
+                _ => Err(StoreError::Corrupt(format!(
+                    "a {} event cannot be bundled",
+                    event.event_type.as_str()
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            time_us: first.time_us,
+            source_agency: first.source_agency.clone(),
+            events,
+        })
+    }
+
     pub fn decode_stored(id: i64, stored: &[u8]) -> Result<Self, StoreError> {
         <Self as prost::Message>::decode(stored)
             .map_err(|e| StoreError::Corrupt(format!("queued feed bundle {id}: {e}")))
+    }
+
+    /// The ids of the reports the events carry.
+    pub fn report_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        self.events
+            .iter()
+            .map(|event| {
+                Uuid::from_slice(&event.report_id).map_err(|_| {
+                    StoreError::Corrupt("queued feed bundle: a report id is not 16 bytes".into())
+                })
+            })
+            .collect()
+    }
+
+    /// The bundle's events, given its reports (read back by [`Self::report_ids`]).
+    pub fn unpack(&self, reports: &HashMap<Uuid, Report>) -> Result<Vec<FeedInsert>, StoreError> {
+        self.report_ids()?
+            .into_iter()
+            .zip(&self.events)
+            .map(|(id, event)| {
+                let mut report = reports.get(&id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("queued feed bundle: report {id} is missing"))
+                })?;
+                report.superseded = event.superseded;
+                let event_type = if event.superseded {
+                    FeedEventType::ReportSuperseded
+                } else {
+                    FeedEventType::ReportSubmitted
+                };
+                FeedInsert::new(&FeedEvent::new(
+                    event_type,
+                    self.time_us,
+                    &event.region_code,
+                    &self.source_agency,
+                    FeedPayload::Report(report),
+                ))
+            })
+            .collect()
     }
 }
 
@@ -556,25 +635,46 @@ macro_rules! sql_store_compliance {
                 Ok(())
             }
 
-            /// Queues feed events for the sequencer as one bundle (one `feed_pending` row).
+            /// Queues a chunk's report events for the sequencer as one bundle (one
+            /// `feed_pending` row).
             async fn insert_feed_bundle(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::domain::feed::FeedEvent],
             ) -> Result<(), $crate::store::StoreError> {
                 use prost::Message;
 
-                let bundle = $crate::store::compliance::FeedBundle {
-                    events: events
-                        .iter()
-                        .map($crate::store::compliance::FeedInsert::new)
-                        .collect::<Result<Vec<_>, _>>()?,
-                };
+                let bundle = $crate::store::compliance::FeedBundle::of(events)?;
                 sqlx::query("INSERT INTO feed_pending (events, bundle) VALUES ($1, $2)")
                     .bind(bundle.events.len() as i64)
                     .bind(bundle.encode_to_vec())
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
+            }
+
+            /// The events of a queued bundle, with the reports they carry read back.
+            async fn unpack_feed_bundle(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: i64,
+                stored: &[u8],
+            ) -> Result<Vec<$crate::store::compliance::FeedInsert>, $crate::store::StoreError> {
+                use $crate::store::compliance::{FeedBundle, REPORT_COLUMNS, ReportRow};
+
+                let bundle = FeedBundle::decode_stored(id, stored)?;
+                let ids = bundle.report_ids()?;
+                let mut reports = std::collections::HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {REPORT_COLUMNS} FROM reports WHERE id"
+                    ));
+                    Self::push_in(&mut query, chunk);
+                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
+                    for row in rows {
+                        let report = $crate::domain::compliance::Report::try_from(row)?;
+                        reports.insert(report.id, report);
+                    }
+                }
+                bundle.unpack(&reports)
             }
 
             /// Copies the single queued events `ids` into the feed, numbered in id order after
@@ -1175,12 +1275,8 @@ macro_rules! sql_store_compliance {
                             entry.id
                         ))
                     })?;
-                    let bundle =
-                        $crate::store::compliance::FeedBundle::decode_stored(entry.id, &stored)?;
-                    for chunk in bundle
-                        .events
-                        .chunks($crate::store::compliance::ROWS_PER_STATEMENT)
-                    {
+                    let events = Self::unpack_feed_bundle(&mut tx, entry.id, &stored).await?;
+                    for chunk in events.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
                         Self::write_feed_rows(&mut tx, Some(numbered + 1), chunk).await?;
                         numbered += chunk.len() as i64;
                     }

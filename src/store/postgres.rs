@@ -371,7 +371,7 @@ impl PostgresStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let column = |f: fn(&FeedInsert) -> &String| rows.iter().map(f).collect::<Vec<_>>();
+        let column = |f: fn(&FeedInsert) -> &str| rows.iter().map(f).collect::<Vec<_>>();
         let mut query = sqlx::QueryBuilder::<Postgres>::new(feed_insert(numbered_from.is_some()));
         query.push("SELECT ");
         if let Some(first) = numbered_from {
@@ -379,14 +379,14 @@ impl PostgresStore {
         }
         query
             .push(format!("{FEED_COLUMNS} FROM UNNEST("))
-            .push_bind(column(|f| &f.event_type))
+            .push_bind(column(|f| f.event_type))
             .push("::text[], ")
             .push_bind(rows.iter().map(|f| f.time_us).collect::<Vec<_>>())
             .push("::int8[]");
         for text in [
             column(|f| &f.employer_id),
             column(|f| &f.region_code),
-            column(|f| &f.read_scope),
+            column(|f| f.read_scope),
             column(|f| &f.audience),
             column(|f| &f.source_agency),
             column(|f| &f.payload),

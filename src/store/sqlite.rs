@@ -491,11 +491,11 @@ impl SqliteStore {
             if let Some(first) = numbered_from {
                 row.push_bind(first + position as i64);
             }
-            row.push_bind(&f.event_type)
+            row.push_bind(f.event_type)
                 .push_bind(f.time_us)
                 .push_bind(&f.employer_id)
                 .push_bind(&f.region_code)
-                .push_bind(&f.read_scope)
+                .push_bind(f.read_scope)
                 .push_bind(&f.audience)
                 .push_bind(&f.source_agency)
                 .push_bind(&f.payload);
