@@ -9,6 +9,10 @@ const PROTO_ROOT: &str = "proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    // `sqlx::migrate!` embeds the migrations when the crate compiles, but a new or edited
+    // migration alone would not make Cargo compile it again: a build after adding one kept the
+    // old schema.
+    println!("cargo:rerun-if-changed=migrations");
     let protos = proto_files(&PathBuf::from(PROTO_ROOT).join("sinergi/v1"))?;
 
     let descriptors = protox::Compiler::new([PROTO_ROOT])?
