@@ -356,13 +356,16 @@ impl FeedBundle {
             .collect()
     }
 
-    /// The bundle's events, given its reports (read back by [`Self::report_ids`]).
-    pub fn unpack(&self, reports: &HashMap<Uuid, Report>) -> Result<Vec<FeedInsert>, StoreError> {
-        self.report_ids()?
-            .into_iter()
+    /// The bundle's events, given the [`Self::report_ids`] and the reports read back by them.
+    pub fn unpack(
+        &self,
+        ids: &[Uuid],
+        reports: &HashMap<Uuid, Report>,
+    ) -> Result<Vec<FeedInsert>, StoreError> {
+        ids.iter()
             .zip(&self.events)
             .map(|(id, event)| {
-                let mut report = reports.get(&id).cloned().ok_or_else(|| {
+                let mut report = reports.get(id).cloned().ok_or_else(|| {
                     StoreError::Corrupt(format!("queued feed bundle: report {id} is missing"))
                 })?;
                 report.superseded = event.superseded;
@@ -496,6 +499,35 @@ macro_rules! sql_store_compliance {
                 Ok(found)
             }
 
+            /// The reports matching `condition` (a filter ending in the column compared) for
+            /// any of `keys`, and with `series` only those in any of them; a statement per
+            /// `ROWS_PER_STATEMENT` keys.
+            async fn reports_where(
+                connection: &mut <$db as sqlx::Database>::Connection,
+                condition: &str,
+                keys: &[uuid::Uuid],
+                series: Option<&[String]>,
+            ) -> Result<Vec<$crate::domain::compliance::Report>, $crate::store::StoreError> {
+                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
+                let mut reports = Vec::with_capacity(keys.len());
+                for chunk in keys.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {REPORT_COLUMNS} FROM reports WHERE {condition}"
+                    ));
+                    Self::push_in(&mut query, chunk);
+                    if let Some(series) = series {
+                        query.push(" AND series");
+                        Self::push_in(&mut query, series);
+                    }
+                    let rows: Vec<ReportRow> =
+                        query.build_query_as().fetch_all(&mut *connection).await?;
+                    for row in rows {
+                        reports.push($crate::domain::compliance::Report::try_from(row)?);
+                    }
+                }
+                Ok(reports)
+            }
+
             /// The current (not superseded) reports of these employers; with `series`, only
             /// those in any of them. A batch that leaves its statuses to the worker needs only
             /// the series it writes, to supersede them, and not an employer's other current
@@ -507,23 +539,15 @@ macro_rules! sql_store_compliance {
                 series: Option<&[String]>,
                 into: &mut $crate::store::compliance::CurrentReports,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::compliance::{REPORT_COLUMNS, ReportRow};
-                for chunk in employers.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {REPORT_COLUMNS} FROM reports WHERE NOT superseded \
-                         AND employer_id"
-                    ));
-                    Self::push_in(&mut query, chunk);
-                    if let Some(series) = series {
-                        query.push(" AND series");
-                        Self::push_in(&mut query, series);
-                    }
-                    let rows: Vec<ReportRow> =
-                        query.build_query_as().fetch_all(&mut *connection).await?;
-                    for row in rows {
-                        let report = $crate::domain::compliance::Report::try_from(row)?;
-                        into.entry(report.employer_id).or_default().push(report);
-                    }
+                let reports = Self::reports_where(
+                    connection,
+                    "NOT superseded AND employer_id",
+                    employers,
+                    series,
+                )
+                .await?;
+                for report in reports {
+                    into.entry(report.employer_id).or_default().push(report);
                 }
                 Ok(())
             }
@@ -658,23 +682,14 @@ macro_rules! sql_store_compliance {
                 id: i64,
                 stored: &[u8],
             ) -> Result<Vec<$crate::store::compliance::FeedInsert>, $crate::store::StoreError> {
-                use $crate::store::compliance::{FeedBundle, REPORT_COLUMNS, ReportRow};
-
-                let bundle = FeedBundle::decode_stored(id, stored)?;
+                let bundle = $crate::store::compliance::FeedBundle::decode_stored(id, stored)?;
                 let ids = bundle.report_ids()?;
-                let mut reports = std::collections::HashMap::with_capacity(ids.len());
-                for chunk in ids.chunks($crate::store::compliance::ROWS_PER_STATEMENT) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {REPORT_COLUMNS} FROM reports WHERE id"
-                    ));
-                    Self::push_in(&mut query, chunk);
-                    let rows: Vec<ReportRow> = query.build_query_as().fetch_all(&mut **tx).await?;
-                    for row in rows {
-                        let report = $crate::domain::compliance::Report::try_from(row)?;
-                        reports.insert(report.id, report);
-                    }
-                }
-                bundle.unpack(&reports)
+                let reports = Self::reports_where(&mut **tx, "id", &ids, None)
+                    .await?
+                    .into_iter()
+                    .map(|report| (report.id, report))
+                    .collect();
+                bundle.unpack(&ids, &reports)
             }
 
             /// Copies the single queued events `ids` into the feed, numbered in id order after

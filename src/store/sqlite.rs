@@ -95,7 +95,6 @@ impl SqliteStore {
         "SELECT size, root, EXISTS (SELECT 1 FROM audit_pending) FROM audit_head WHERE id = 1";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
     const BULK_WRITE_SETTING: Option<&'static str> = None;
-    // Readers see only committed pages; a batch's events go straight to the queue.
     const SKIP_LOCKED: &'static str = "";
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
