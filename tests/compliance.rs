@@ -1139,6 +1139,107 @@ async fn a_large_batch_is_ranked_once_its_statuses_are_recomputed_on_postgres() 
     a_large_batch_is_ranked_once_its_statuses_are_recomputed(Backend::Postgres).await;
 }
 
+/// Runs `statements` by hand in a transaction of their own, each given the employer's id as
+/// `$1`, and rolls it back: the first statement's error, if any.
+async fn run_by_hand(
+    app: &TestApp,
+    employer_id: &str,
+    statements: &[&str],
+) -> Result<(), sqlx::Error> {
+    let mut connection = app.postgres_transaction().await;
+    let mut outcome = Ok(());
+    for statement in statements {
+        outcome = sqlx::query(statement)
+            .bind(employer_id)
+            .execute(&mut connection)
+            .await
+            .map(drop);
+        if outcome.is_err() {
+            break;
+        }
+    }
+    sqlx::query("ROLLBACK")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    outcome
+}
+
+fn foreign_key_violation(outcome: Result<(), sqlx::Error>) -> String {
+    match outcome {
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23503") => {
+            error.message().to_owned()
+        }
+        other => panic!("expected a foreign key violation, got {other:?}"),
+    }
+}
+
+/// On PostgreSQL a statement's reports are checked against the registry in one query, not by a
+/// foreign key row by row; the database still refuses what the key refused, also to a hand
+/// edit: a report of an unknown employer, a report moved to one, and an employer removed or
+/// renumbered from under its reports.
+#[tokio::test]
+async fn the_database_keeps_every_report_with_its_employer() {
+    let app = common::spawn_app(Backend::Postgres).await;
+    let agencies = agencies(&app).await;
+    let employer_id = new_employer(&app, "33.75", proto::SizeClass::Small).await;
+    submit(&app, &agencies.disnaker, workforce(&employer_id, 40))
+        .await
+        .unwrap();
+
+    let copy = |employer: &str, version: &str| {
+        format!(
+            "INSERT INTO reports (id, employer_id, kind, programme_group, period, series, \
+             version, supersedes, superseded, source_agency, submitted_at, figures, workers, \
+             arrears_amount, region_code, province_code) \
+             SELECT gen_random_uuid(), {employer}, kind, programme_group, period, series, \
+             {version}, supersedes, superseded, source_agency, submitted_at, figures, workers, \
+             arrears_amount, region_code, province_code FROM reports WHERE employer_id = $1::uuid"
+        )
+    };
+    let next_version = copy("employer_id", "version + 1");
+    run_by_hand(&app, &employer_id, &[&next_version])
+        .await
+        .expect("a report of a registered employer is stored");
+    let unknown_employer = copy("gen_random_uuid()", "version");
+    foreign_key_violation(run_by_hand(&app, &employer_id, &[&unknown_employer]).await);
+    foreign_key_violation(
+        run_by_hand(
+            &app,
+            &employer_id,
+            &["UPDATE reports SET employer_id = gen_random_uuid() WHERE employer_id = $1::uuid"],
+        )
+        .await,
+    );
+
+    // The employer's other rows go first, so that only its reports can hold it.
+    let others = [
+        "DELETE FROM compliance_status WHERE employer_id = $1::uuid",
+        "DELETE FROM employer_npp WHERE employer_id = $1::uuid",
+    ];
+    for removal in [
+        "DELETE FROM employers WHERE id = $1::uuid",
+        "UPDATE employers SET id = gen_random_uuid() WHERE id = $1::uuid",
+    ] {
+        let held = foreign_key_violation(
+            run_by_hand(&app, &employer_id, &[others[0], others[1], removal]).await,
+        );
+        assert!(held.contains("still has reports"), "{held}");
+        run_by_hand(
+            &app,
+            &employer_id,
+            &[
+                others[0],
+                others[1],
+                "DELETE FROM reports WHERE employer_id = $1::uuid",
+                removal,
+            ],
+        )
+        .await
+        .expect("an employer without reports can go");
+    }
+}
+
 on_both_backends!(
     a_partial_registration_shows_pds_tk_and_a_correction_makes_it_compliant,
     each_report_is_written_only_by_the_agency_that_owns_it,
