@@ -1174,10 +1174,11 @@ fn foreign_key_violation(outcome: Result<(), sqlx::Error>) -> String {
     }
 }
 
-/// On PostgreSQL a statement's reports are checked against the registry in one query, not by a
-/// foreign key row by row; the database still refuses what the key refused, also to a hand
-/// edit: a report of an unknown employer, a report moved to one, and an employer removed or
-/// renumbered from under its reports.
+/// On PostgreSQL reports have no foreign key to employers: the service's writer vouches for the
+/// employers it has locked, and any other writer, such as a hand edit, has its statement's
+/// reports checked in one query. The database still refuses what the key refused: a report of
+/// an unknown employer, a report moved to one, and an employer removed or renumbered from under
+/// its reports.
 #[tokio::test]
 async fn the_database_keeps_every_report_with_its_employer() {
     let app = common::spawn_app(Backend::Postgres).await;

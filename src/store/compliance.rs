@@ -4,8 +4,9 @@
 //! (appended to the employer lookup of a report batch: on PostgreSQL it locks the employers'
 //! rows so concurrent batches for one employer number their versions one after the other),
 //! `LOCK_FEED_HEAD` (the feed sequencer's lock, like the audit log's), `BULK_WRITE_SETTING`
-//! (a statement run first in the transactions of a report batch and of the status worker, if
-//! any) and `SKIP_LOCKED` (how the status worker passes over employers a write holds).
+//! (a statement run first in the status worker's transactions, if any), `REPORT_WRITE_SETTING`
+//! (the same for a report batch's, which also vouches for its reports' employers) and
+//! `SKIP_LOCKED` (how the status worker passes over employers a write holds).
 
 use std::collections::HashMap;
 
@@ -728,7 +729,7 @@ macro_rules! sql_store_compliance {
                 use $crate::store::{StoreError, SubmitOutcome, now_micros};
 
                 let mut tx = self.begin_write().await?;
-                if let Some(setting) = Self::BULK_WRITE_SETTING {
+                if let Some(setting) = Self::REPORT_WRITE_SETTING {
                     sqlx::query(setting).execute(&mut *tx).await?;
                 }
                 if let Some(key) = &batch.idempotency

@@ -98,6 +98,13 @@ impl PostgresStore {
     // first load (or none, inside its still uncommitted transaction) would have the planner
     // scan whole tables per chunk.
     const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
+    // A report write, besides, declares that each report it stores belongs to an employer row
+    // it has read and locked, so the database does not look the employer up again (see
+    // migrations/postgres/0012_report_employer_check_per_statement.sql).
+    const REPORT_WRITE_SETTING: Option<&'static str> = Some(
+        "SELECT set_config('enable_seqscan', 'off', true), \
+         set_config('sinergi.reports_of_locked_employers', 'on', true)",
+    );
     // The status worker takes the queued employers no write holds, without waiting.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_EMPLOYERS: &'static str = " FOR UPDATE";

@@ -95,6 +95,7 @@ impl SqliteStore {
         "SELECT size, root, EXISTS (SELECT 1 FROM audit_pending) FROM audit_head WHERE id = 1";
     const LOCK_FEED_HEAD: &'static str = "SELECT size FROM feed_head WHERE id = 1";
     const BULK_WRITE_SETTING: Option<&'static str> = None;
+    const REPORT_WRITE_SETTING: Option<&'static str> = None;
     const SKIP_LOCKED: &'static str = "";
     const LOCK_EMPLOYERS: &'static str = "";
     const MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
