@@ -703,10 +703,10 @@ macro_rules! sql_store_compliance {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
-                    "INSERT INTO feed_events (seq, {}) SELECT ",
-                    $crate::store::compliance::FEED_COLUMNS
-                ));
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    $crate::store::compliance::feed_insert(true),
+                );
+                insert.push("SELECT ");
                 insert.push_bind(head).push(format!(
                     " + ROW_NUMBER() OVER (ORDER BY id), {} FROM feed_pending WHERE id",
                     $crate::store::compliance::FEED_COLUMNS

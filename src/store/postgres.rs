@@ -53,13 +53,14 @@ const WRITE_LOG_AT_KNOWN_HEAD: &str = write_log_statement!(
      AND (SELECT id FROM audit_pending ORDER BY id LIMIT 1) IS NULL"
 );
 
-/// Run first in the sequencer's transactions and its poll of the feed queue. The queue's
+/// Plans without table scans. Run first in the status worker's transactions (see
+/// `BULK_WRITE_SETTING`), and in the sequencer's and its poll of the feed queue. The queue's
 /// statistics say little about its size: it swings from empty to a status batch's thousands of
 /// events between two vacuums, and with a batch's events bundled it was often nearly empty when
 /// analysed. Planned from such statistics, the poll and the deletion of moved events scanned the
 /// whole table instead of its indexes, and a prepared statement kept that plan until the next
 /// vacuum: 30-80 ms a poll instead of 0.05 ms.
-const QUEUE_SCANS: &str = "SET LOCAL enable_seqscan = off";
+const INDEX_SCANS_ONLY: &str = "SET LOCAL enable_seqscan = off";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -97,7 +98,7 @@ impl PostgresStore {
     // indexes even while the batch itself fills the tables: statistics gathered before a large
     // first load (or none, inside its still uncommitted transaction) would have the planner
     // scan whole tables per chunk.
-    const BULK_WRITE_SETTING: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
+    const BULK_WRITE_SETTING: Option<&'static str> = Some(INDEX_SCANS_ONLY);
     // A report write, besides, declares that each report it stores belongs to an employer row
     // it has read and locked, so the database does not look the employer up again (see
     // migrations/postgres/0012_report_employer_check_per_statement.sql).
@@ -165,7 +166,7 @@ impl PostgresStore {
     /// crash could be done again in a different order than a checkpoint already published.
     async fn begin_sequencing(&self) -> Result<sqlx::Transaction<'_, Postgres>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(QUEUE_SCANS).execute(&mut *tx).await?;
+        sqlx::query(INDEX_SCANS_ONLY).execute(&mut *tx).await?;
         Ok(tx)
     }
 
@@ -424,7 +425,7 @@ impl PostgresStore {
         // vacuum (40 ms with 270,000 of them). Ordered, the probe walks the index from the
         // start position on.
         let mut tx = self.pool.begin().await?;
-        sqlx::query(QUEUE_SCANS).execute(&mut *tx).await?;
+        sqlx::query(INDEX_SCANS_ONLY).execute(&mut *tx).await?;
         let (waiting, oldest_running): (bool, i64) = sqlx::query_as(
             "SELECT (SELECT id FROM feed_pending \
              WHERE (xid, id) >= ($1::int8::text::xid8, $2) ORDER BY xid, id LIMIT 1) IS NOT NULL, \
