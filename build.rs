@@ -27,11 +27,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
 
-    tonic_prost_build::configure()
-        .build_client(true)
+    // Servers and clients are generated apart because they decode differently: bytes that are
+    // not a valid protobuf request are the caller's fault (INVALID_ARGUMENT, from the server's
+    // own codec), while a response the client cannot decode stays the INTERNAL error prost's
+    // codec reports.
+    let servers = tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
-        .compile_fds(descriptors)?;
+        .codec_path("crate::grpc::codec::RequestCodec")
+        .service_generator();
+    let clients = tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .service_generator();
+    let mut config = prost_build::Config::new();
+    config
+        .out_dir(&out_dir)
+        .service_generator(Box::new(Both(servers, clients)));
+    config.compile_fds(descriptors)?;
     Ok(())
+}
+
+/// Two service generators writing into the same generated module.
+struct Both(
+    Box<dyn prost_build::ServiceGenerator>,
+    Box<dyn prost_build::ServiceGenerator>,
+);
+
+impl prost_build::ServiceGenerator for Both {
+    fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        self.0.generate(service.clone(), buf);
+        self.1.generate(service, buf);
+    }
+
+    fn finalize(&mut self, buf: &mut String) {
+        self.0.finalize(buf);
+        self.1.finalize(buf);
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        self.0.finalize_package(package, buf);
+        self.1.finalize_package(package, buf);
+    }
 }
 
 /// Every `.proto` file of the package, relative to the proto root, in a stable order.

@@ -24,7 +24,7 @@ use crate::feed::FeedHub;
 use crate::grpc::{
     FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
     compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi, inspection::InspectionApi,
-    referral::ReferralApi, sanction::SanctionApi,
+    referral::ReferralApi, sanction::SanctionApi, served_methods,
 };
 use crate::limits::DatabaseState;
 use crate::metrics::{self, Metrics};
@@ -292,6 +292,11 @@ impl App {
                     authenticator: Arc::clone(&self.authenticator),
                     metrics: Arc::clone(&self.metrics),
                     database,
+                    single_message_paths: served_methods()
+                        .into_iter()
+                        .filter(|method| !method.client_streaming)
+                        .map(|method| method.path)
+                        .collect(),
                 },
                 limits,
             ))

@@ -13,7 +13,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
+use crate::domain::agency::ScopeNotAllowedForKind;
 use crate::domain::cases::{PreconditionError, StepError};
+use crate::domain::scope::Scope;
 use crate::store::StoreError;
 
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
@@ -30,6 +32,9 @@ pub enum ApiError {
     /// A step of a case that its lifecycle or its rules do not allow now.
     #[error(transparent)]
     Step(StepError),
+    /// A grant of a scope outside the agency kind's row.
+    #[error(transparent)]
+    ScopeNotAllowed(#[from] ScopeNotAllowedForKind),
     /// A feed subscriber stopped reading for too long; it resumes after `resume_after`.
     #[error("the subscriber fell behind")]
     SubscriberTooSlow { resume_after: u64 },
@@ -138,6 +143,19 @@ impl From<ApiError> for Status {
                 ),
                 "SUBSCRIBER_TOO_SLOW",
                 HashMap::from([("resume_after".into(), resume_after.to_string())]),
+            ),
+            ApiError::ScopeNotAllowed(refused) => with_info(
+                Code::FailedPrecondition,
+                refused.to_string(),
+                "SCOPE_NOT_ALLOWED_FOR_KIND",
+                HashMap::from([
+                    ("kind".into(), refused.kind.as_str().into()),
+                    ("scope".into(), refused.scope.as_str().into()),
+                    (
+                        "allowed_scopes".into(),
+                        Scope::join(refused.kind.allowed_scopes()),
+                    ),
+                ]),
             ),
             ApiError::Step(StepError::Transition(refused)) => with_info(
                 Code::FailedPrecondition,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod feed;
+pub mod framing;
 pub mod grpc;
 pub mod limits;
 pub mod metrics;

@@ -1,16 +1,23 @@
 //! The `sinergi` command line.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{collections::HashMap, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sinergi::{
     app::App,
-    auth::{ServiceKeys, bootstrap_admin, jwk::PublicJwk, keys::SigningKey},
+    auth::{
+        ServiceKeys, bootstrap_admin,
+        jwk::PublicJwk,
+        keys::{SigningKey, public_key_from_text},
+    },
     client::{BearerToken, connect, issue_token},
     config::{Config, Overrides},
-    domain::agency::KeyAlgorithm,
+    domain::{
+        agency::{AgencyKind, KeyAlgorithm},
+        scope::Scope,
+    },
     proto::{self, agency_admin_service_client::AgencyAdminServiceClient},
     store, telemetry,
 };
@@ -123,7 +130,8 @@ struct TokenArgs {
     /// The agency the token is for.
     #[arg(long, env = "SINERGI_AGENCY")]
     agency: String,
-    /// The agency's private key (PKCS#8 PEM, Ed25519 or P-256).
+    /// The agency's private key: Ed25519 or P-256, PKCS#8 PEM (`sinergi keygen`, `openssl
+    /// genpkey`) or SEC1 PEM (`openssl ecparam -genkey`).
     #[arg(long, env = "SINERGI_KEY_FILE")]
     key: PathBuf,
     /// The deployment's audience.
@@ -207,7 +215,8 @@ enum AdminCommand {
         #[arg(long)]
         id: String,
     },
-    /// Register a public key (a JWK JSON file, or a private key PEM whose public half is sent).
+    /// Register a public key: a JWK JSON file, a public key PEM (`openssl pkey -pubout`), or a
+    /// private key PEM whose public half is sent.
     RegisterKey {
         #[command(flatten)]
         remote: RemoteArgs,
@@ -266,6 +275,10 @@ enum AdminCommand {
         /// Include withdrawn and lapsed grants.
         #[arg(long)]
         include_inactive: bool,
+        /// Only grants of a scope the agency's kind may not hold (given before that rule;
+        /// they are not honoured): revoke them.
+        #[arg(long)]
+        violations: bool,
     },
 }
 
@@ -413,14 +426,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The public JWK in `path`: a JWK JSON file, or the public half of a private key PEM.
+/// The public JWK of the key in `path`: a JWK, a public key PEM, or the public half of a
+/// private key PEM.
 fn public_jwk_from_file(path: &PathBuf) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if text.trim_start().starts_with('{') {
-        return Ok(text);
-    }
-    Ok(SigningKey::from_pem(&text)?.public().canonical_json())
+    let key = public_key_from_text(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(key.canonical_json())
 }
 
 type Authed = InterceptedService<Channel, BearerToken>;
@@ -501,6 +513,30 @@ fn grant_json(grant: &proto::Grant) -> Value {
     })
 }
 
+/// Every agency, or every one of `kind`, through as many pages as it takes.
+async fn all_agencies(
+    client: &mut AgencyAdminServiceClient<Authed>,
+    kind: Option<proto::AgencyKind>,
+) -> anyhow::Result<Vec<proto::Agency>> {
+    let mut agencies = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_agencies(proto::ListAgenciesRequest {
+                kind: kind.map_or(0, Into::into),
+                page_size: 1000,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        agencies.extend(page.agencies);
+        if page.next_page_token.is_empty() {
+            return Ok(agencies);
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 async fn admin(command: AdminCommand) -> anyhow::Result<()> {
     let printed = match command {
         AdminCommand::Bootstrap {
@@ -551,24 +587,14 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::ListAgencies { remote, kind } => {
             let mut client = remote.client().await?;
-            let mut agencies = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .list_agencies(proto::ListAgenciesRequest {
-                        kind: kind.map_or(0, |k| proto::AgencyKind::from(k).into()),
-                        page_size: 1000,
-                        page_token,
-                    })
+            let kind = kind.map(proto::AgencyKind::from);
+            Value::Array(
+                all_agencies(&mut client, kind)
                     .await?
-                    .into_inner();
-                agencies.extend(page.agencies.iter().map(agency_json));
-                if page.next_page_token.is_empty() {
-                    break;
-                }
-                page_token = page.next_page_token;
-            }
-            Value::Array(agencies)
+                    .iter()
+                    .map(agency_json)
+                    .collect(),
+            )
         }
         AdminCommand::DisableAgency { remote, id } => {
             let response = remote
@@ -668,8 +694,21 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             remote,
             agency_id,
             include_inactive,
+            violations,
         } => {
             let mut client = remote.client().await?;
+            let kinds: HashMap<String, AgencyKind> = if violations {
+                all_agencies(&mut client, None)
+                    .await?
+                    .into_iter()
+                    .filter_map(|agency| {
+                        let kind = sinergi::grpc::convert::agency_kind(agency.kind).ok()?;
+                        Some((agency.id, kind))
+                    })
+                    .collect()
+            } else {
+                HashMap::new()
+            };
             let mut grants = Vec::new();
             let mut page_token = String::new();
             loop {
@@ -682,7 +721,21 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                     })
                     .await?
                     .into_inner();
-                grants.extend(page.grants.iter().map(grant_json));
+                for grant in &page.grants {
+                    if !violations {
+                        grants.push(grant_json(grant));
+                        continue;
+                    }
+                    let refused = kinds.get(&grant.agency_id).and_then(|kind| {
+                        let scope = Scope::parse(&grant.scope).ok()?;
+                        kind.check_grant(scope).err()
+                    });
+                    if let Some(refused) = refused {
+                        let mut listed = grant_json(grant);
+                        listed["violation"] = Value::String(refused.to_string());
+                        grants.push(listed);
+                    }
+                }
                 if page.next_page_token.is_empty() {
                     break;
                 }

@@ -26,8 +26,6 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use prost::Message;
-use prost_types::FileDescriptorSet;
 use tokio::net::TcpListener;
 use tower::{Layer, Service};
 
@@ -326,36 +324,12 @@ impl MetricsLayer {
     }
 }
 
-/// The paths of every method this server implements: Sinergi's own, read from the compiled
-/// contract, and the standard health and reflection ones.
+/// The paths of every method this server implements.
 fn known_methods() -> HashSet<String> {
-    let mut methods: HashSet<String> = [
-        "/grpc.health.v1.Health/Check",
-        "/grpc.health.v1.Health/Watch",
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    match FileDescriptorSet::decode(crate::grpc::FILE_DESCRIPTOR_SET) {
-        Ok(set) => {
-            for file in &set.file {
-                for service in &file.service {
-                    for method in &service.method {
-                        methods.insert(format!(
-                            "/{}.{}/{}",
-                            file.package(),
-                            service.name(),
-                            method.name()
-                        ));
-                    }
-                }
-            }
-        }
-        Err(error) => tracing::error!(%error, "cannot read the service descriptors"),
-    }
-    methods
+    crate::grpc::served_methods()
+        .into_iter()
+        .map(|method| method.path)
+        .collect()
 }
 
 impl<S> Layer<S> for MetricsLayer {

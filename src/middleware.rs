@@ -18,22 +18,29 @@ type MakeSpan = fn(&GrpcRequest) -> Span;
 use crate::audit::layer::AuditLayer;
 use crate::auth::{Authenticator, layer::AuthLayer};
 use crate::config::LimitsConfig;
+use crate::framing::RequestFramingLayer;
 use crate::limits::{AdmitLayer, CallerRateLimit, DatabaseState, DeadlineLayer, InFlightLimit};
 use crate::metrics::{Metrics, MetricsLayer};
 
 type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
 
 pub type Layers = Stack<
-    AdmitLayer<CallerRateLimit>,
+    RequestFramingLayer,
     Stack<
-        AuthLayer,
+        AdmitLayer<CallerRateLimit>,
         Stack<
-            DeadlineLayer,
+            AuthLayer,
             Stack<
-                AuditLayer,
+                DeadlineLayer,
                 Stack<
-                    AdmitLayer<InFlightLimit>,
-                    Stack<AdmitLayer<DatabaseState>, Stack<MetricsLayer, Stack<Tracing, Identity>>>,
+                    AuditLayer,
+                    Stack<
+                        AdmitLayer<InFlightLimit>,
+                        Stack<
+                            AdmitLayer<DatabaseState>,
+                            Stack<MetricsLayer, Stack<Tracing, Identity>>,
+                        >,
+                    >,
                 >,
             >,
         >,
@@ -45,6 +52,8 @@ pub struct Parts {
     pub authenticator: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
     pub database: DatabaseState,
+    /// The methods whose request is exactly one message.
+    pub single_message_paths: Vec<String>,
 }
 
 pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
@@ -78,6 +87,10 @@ pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
         // caller's identity, so inside authentication; inside the audit layer too, so a flood
         // leaves its trace in the log.
         .layer(AdmitLayer::new(rate_limit))
+        // Request framing: a body that breaks gRPC's message framing is answered
+        // INVALID_ARGUMENT, like a message that does not decode, instead of tonic's INTERNAL;
+        // innermost, as it only follows the body the service reads.
+        .layer(RequestFramingLayer::new(parts.single_message_paths))
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a

@@ -60,6 +60,18 @@ impl AuthSnapshot {
                 .insert(key.kid.clone(), RegisteredKey { key, decoding });
         }
         for grant in state.grants {
+            // A grant stored before its kind's row excluded the scope (`sinergi admin
+            // list-grants --violations` lists them) is kept in the database but never honoured.
+            let kind = snapshot
+                .agencies
+                .get(grant.agency_id.as_str())
+                .map(|a| a.kind);
+            if let Some(kind) = kind
+                && let Err(refused) = kind.check_grant(grant.scope)
+            {
+                tracing::warn!(grant = %grant.id, agency = %grant.agency_id, %refused, "grant not honoured");
+                continue;
+            }
             snapshot
                 .grants
                 .entry(grant.agency_id.as_str().to_owned())

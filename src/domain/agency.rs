@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::region::RegionCode;
+use super::scope::Scope;
 
 pub const AGENCY_ID_MIN_CHARS: usize = 3;
 pub const AGENCY_ID_MAX_CHARS: usize = 63;
@@ -87,6 +88,122 @@ impl AgencyKind {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// The scopes an agency of this kind may hold: a grant of any other scope is refused, and
+    /// one stored before this rule is not honoured. Each row follows who writes and who reads
+    /// what under the cooperation agreements; `AgencyKind` in `agency_admin.proto` publishes
+    /// the same table.
+    pub fn allowed_scopes(self) -> &'static [Scope] {
+        use Scope::*;
+        match self {
+            // District manpower offices keep the registry, file the workforce (WLKP) and layoff
+            // (PHK) reports, and read what every party reads: statuses, sanctions, coverage, the
+            // feed. Inspections belong to the province, referrals to BPJS and the Kejari.
+            Self::Disnaker => &[
+                EmployersRead,
+                EmployersWrite,
+                ReportsWrite,
+                ComplianceRead,
+                SanctionsRead,
+                FeedRead,
+                CoverageRead,
+                AuditRead,
+            ],
+            // Provincial labour inspectors open and progress inspections, and read referrals
+            // to follow the cases their findings lead to; they file no reports.
+            Self::DisnakertransProvinsi => &[
+                EmployersRead,
+                ComplianceRead,
+                InspectionsRead,
+                InspectionsWrite,
+                SanctionsRead,
+                ReferralsRead,
+                FeedRead,
+                CoverageRead,
+                AuditRead,
+            ],
+            // Each BPJS records its own employer numbers, files its registration reports,
+            // takes the administrative sanction steps, reads the inspections, and opens
+            // referrals under the SKK it issues (but never moves them: the Kejari does).
+            Self::BpjsKesehatan | Self::BpjsKetenagakerjaan => &[
+                EmployersRead,
+                EmployersWrite,
+                ReportsWrite,
+                ComplianceRead,
+                InspectionsRead,
+                SanctionsRead,
+                SanctionsWrite,
+                ReferralsRead,
+                ReferralsCreate,
+                FeedRead,
+                CoverageRead,
+                AuditRead,
+            ],
+            // A Kejari works the referrals addressed to it, and reads what a case file needs:
+            // the employer, its status now, its inspections and sanctions.
+            Self::Kejaksaan => &[
+                EmployersRead,
+                ComplianceRead,
+                InspectionsRead,
+                SanctionsRead,
+                ReferralsRead,
+                ReferralsProgress,
+                FeedRead,
+                CoverageRead,
+                AuditRead,
+            ],
+            // A licensing office imposes and lifts TMP2T on BPJS's request (the sanction
+            // lifecycle lets it take those steps only), and its counter asks whether services
+            // are withheld from one employer; it reads the tracks it acts on, and the
+            // aggregates everyone may read.
+            Self::LicensingOffice => &[SanctionsCheck, SanctionsRead, SanctionsWrite, CoverageRead],
+            // The Perjaka forum monitors compliance from aggregates and sees no employer:
+            // coverage figures and referral statistics (`referrals.read` admits a forum to
+            // GetReferralStats only; the referrals themselves are refused to its kind).
+            Self::Forum => &[CoverageRead, ReferralsRead],
+            // Administrators manage access and read everything to support the parties; the
+            // records themselves are written by the agencies that own them.
+            Self::Admin => &[
+                EmployersRead,
+                ComplianceRead,
+                InspectionsRead,
+                SanctionsRead,
+                SanctionsCheck,
+                ReferralsRead,
+                FeedRead,
+                CoverageRead,
+                AuditRead,
+                Admin,
+            ],
+        }
+    }
+
+    pub fn may_hold(self, scope: Scope) -> bool {
+        self.allowed_scopes().contains(&scope)
+    }
+}
+
+/// A grant of a scope that the agency's kind may not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "an agency of kind {} may not hold scope {scope}; it may hold: {}",
+    kind.as_str(),
+    Scope::join(kind.allowed_scopes())
+)]
+pub struct ScopeNotAllowedForKind {
+    pub kind: AgencyKind,
+    pub scope: Scope,
+}
+
+impl AgencyKind {
+    /// Refuses a grant of `scope` to an agency of this kind when its row does not list it.
+    pub fn check_grant(self, scope: Scope) -> Result<(), ScopeNotAllowedForKind> {
+        if self.may_hold(scope) {
+            Ok(())
+        } else {
+            Err(ScopeNotAllowedForKind { kind: self, scope })
+        }
     }
 }
 
@@ -210,6 +327,26 @@ mod tests {
             assert!(AgencyId::parse(bad).is_err(), "{bad}");
         }
         assert!(AgencyId::parse(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn every_kind_may_hold_some_scopes_and_only_administrators_administer() {
+        for kind in AgencyKind::ALL {
+            assert!(!kind.allowed_scopes().is_empty(), "{kind:?}");
+            assert_eq!(
+                kind.may_hold(Scope::Admin),
+                kind == AgencyKind::Admin,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            AgencyKind::Forum.check_grant(Scope::EmployersRead),
+            Err(ScopeNotAllowedForKind {
+                kind: AgencyKind::Forum,
+                scope: Scope::EmployersRead
+            })
+        );
+        assert!(AgencyKind::Forum.check_grant(Scope::CoverageRead).is_ok());
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 use std::fmt;
 
+use super::region::{RegionCode, RegionLevel};
+
 /// Tax number, always held in the 16-digit form introduced in 2024.
 ///
 /// Accepted input: the old 15-digit number, bare or punctuated as `NN.NNN.NNN.N-NNN.NNN`, whose
-/// ninth digit is a Luhn check digit over the first nine; or 16 digits — a resident's NIK, or `0`
-/// followed by an old number (whose check digit is then verified too).
+/// ninth digit is a Luhn check digit over the first nine; or 16 digits — `0` followed by an old
+/// number (whose check digit is then verified too), or else a resident's NIK, checked as
+/// [`check_nik`] describes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Npwp(String);
 
@@ -38,12 +41,16 @@ impl Npwp {
                 ));
             }
         };
-        if let Some(old) = old_form
-            && !luhn_valid(&old[..9])
-        {
-            return Err("the NPWP check digit (the ninth digit) does not match; \
-                 check the number for a typing error"
-                .into());
+        match old_form {
+            Some(old) if !luhn_valid(&old[..9]) => {
+                return Err("the NPWP check digit (the ninth digit) does not match; \
+                     check the number for a typing error"
+                    .into());
+            }
+            Some(_) => {}
+            None => check_nik(&digits).map_err(|problem| {
+                format!("a 16-digit NPWP not starting with 0 is a NIK, and this one {problem}")
+            })?,
         }
         Ok(Self(if digits.len() == 15 {
             format!("0{digits}")
@@ -74,13 +81,21 @@ fn matches_shape(text: &str, shape: &str) -> bool {
 
 /// The Luhn (mod 10) check over a string of ASCII digits whose last digit is the check digit.
 fn luhn_valid(digits: &str) -> bool {
+    digits
+        .split_at_checked(digits.len().saturating_sub(1))
+        .is_some_and(|(body, check)| !body.is_empty() && check.starts_with(luhn_check_digit(body)))
+}
+
+/// The Luhn check digit that makes `digits` followed by it valid (the ninth digit of an old
+/// NPWP, over its first eight).
+pub fn luhn_check_digit(digits: &str) -> char {
     let sum: u32 = digits
         .bytes()
         .rev()
         .enumerate()
         .map(|(position, byte)| {
             let digit = u32::from(byte - b'0');
-            if position % 2 == 1 {
+            if position % 2 == 0 {
                 let doubled = digit * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
             } else {
@@ -88,7 +103,49 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum.is_multiple_of(10)
+    char::from_digit((10 - sum % 10) % 10, 10).unwrap_or('0')
+}
+
+/// Checks what the structure of a NIK (`PPRRSS DDMMYY XXXX`, 16 ASCII digits) allows, since it
+/// carries no check digit: `PPRR` a regency or city on the Kemendagri list, `SS` a district
+/// number (01 and up), `DDMMYY` a real birth date (women's days have 40 added, so 41–71), and a
+/// serial other than `0000`. The century is not written: a date valid in 19YY or in 20YY is
+/// accepted (29 February of `00` is, because 2000 was a leap year). The error completes the
+/// sentence "this NIK …".
+pub fn check_nik(digits: &str) -> Result<(), &'static str> {
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("is not 16 digits");
+    }
+    let number = |range: std::ops::Range<usize>| -> u32 {
+        digits[range]
+            .bytes()
+            .fold(0, |value, digit| value * 10 + u32::from(digit - b'0'))
+    };
+    let regency = format!("{}.{}", &digits[0..2], &digits[2..4]);
+    if !RegionCode::parse(&regency).is_ok_and(|code| code.level() == RegionLevel::RegencyOrCity) {
+        return Err("does not start with a regency or city code on the Kemendagri list");
+    }
+    if number(4..6) == 0 {
+        return Err("has district number 00");
+    }
+    let day = match number(6..8) {
+        day @ 1..=31 => day,
+        day @ 41..=71 => day - 40,
+        _ => return Err("has no birth day 01–31 (or 41–71 for women)"),
+    };
+    let month =
+        time::Month::try_from(number(8..10) as u8).map_err(|_| "has no birth month 01–12")?;
+    let year = number(10..12) as i32;
+    let real_date = [1900 + year, 2000 + year]
+        .into_iter()
+        .any(|year| time::Date::from_calendar_date(year, month, day as u8).is_ok());
+    if !real_date {
+        return Err("has a birth date that does not exist");
+    }
+    if number(12..16) == 0 {
+        return Err("has serial number 0000");
+    }
+    Ok(())
 }
 
 /// Parses a code that must be exactly `len` ASCII digits.
@@ -177,6 +234,40 @@ mod tests {
             Npwp::parse("3375014501900001").unwrap().as_str(),
             "3375014501900001"
         );
+    }
+
+    #[test]
+    fn nik_form_npwps_are_checked() {
+        // Kota Pekalongan, district 01, a woman born 5 January 1990, serial 0001.
+        assert!(check_nik("3375014501900001").is_ok());
+        // 29 February 2000 (day 69 for a woman) exists, 29 February 1901/2001 does not.
+        assert!(check_nik("3375016902000001").is_ok());
+        assert!(check_nik("3375012902010001").is_err());
+        for (bad, problem) in [
+            ("3399014501900001", "regency"),  // 33.99 is on no list
+            ("3300014501900001", "regency"),  // a province alone
+            ("3375004501900001", "district"), // district 00
+            ("3375013201900001", "day"),      // day 32
+            ("3375017201900001", "day"),      // day 72 (32 + 40)
+            ("3375010001900001", "day"),      // day 00
+            ("3375011567900001", "month"),    // birth month 67
+            ("3375011500900001", "month"),    // birth month 00
+            ("3375013102900001", "date"),     // 31 February
+            ("3375011501900000", "serial"),   // serial 0000
+        ] {
+            let error = Npwp::parse(bad).expect_err(bad);
+            assert!(error.contains("is a NIK"), "{bad}: {error}");
+            let reason = check_nik(bad).expect_err(bad);
+            let named = match problem {
+                "regency" => reason.contains("regency"),
+                "district" => reason.contains("district"),
+                "day" => reason.contains("day"),
+                "month" => reason.contains("month"),
+                "date" => reason.contains("does not exist"),
+                _ => reason.contains("serial"),
+            };
+            assert!(named, "{bad}: {reason}");
+        }
     }
 
     #[test]

@@ -310,6 +310,15 @@ impl AgencyAdminService for AgencyAdminApi {
             return Err(ApiError::from(violations.into_error()).into());
         };
         violations.finish().map_err(ApiError::from)?;
+        // An agency's kind never changes, so checking it before the write cannot race.
+        let kind = self
+            .store
+            .get_agency(&agency_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::Store(StoreError::NotFound("agency")))?
+            .kind;
+        kind.check_grant(scope).map_err(ApiError::from)?;
         let grant = NewGrant {
             id: Uuid::now_v7(),
             agency_id,

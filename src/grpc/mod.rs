@@ -6,6 +6,7 @@ pub mod agency_admin;
 pub mod audit;
 pub mod auth;
 pub mod cases;
+pub mod codec;
 pub mod compliance;
 pub mod convert;
 pub mod employer;
@@ -161,6 +162,51 @@ pub fn cursor_of<C: serde::de::DeserializeOwned>(
 /// The encoded descriptors of `proto/sinergi/v1`, served through reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sinergi_descriptor.bin"));
+
+/// A method this server answers, as its HTTP/2 path names it.
+pub struct ServedMethod {
+    /// `/package.Service/Method`.
+    pub path: String,
+    /// Whether the request is a stream of messages rather than exactly one.
+    pub client_streaming: bool,
+}
+
+/// Every method of the contract, and of the standard health and reflection services.
+pub fn served_methods() -> Vec<ServedMethod> {
+    let standard = [
+        ("/grpc.health.v1.Health/Check", false),
+        ("/grpc.health.v1.Health/Watch", false),
+        (
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            true,
+        ),
+        (
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            true,
+        ),
+    ];
+    let mut methods: Vec<ServedMethod> = standard
+        .into_iter()
+        .map(|(path, client_streaming)| ServedMethod {
+            path: path.to_owned(),
+            client_streaming,
+        })
+        .collect();
+    // The set is compiled in by build.rs from the same files as the services, so it decodes.
+    let set = <prost_types::FileDescriptorSet as prost::Message>::decode(FILE_DESCRIPTOR_SET)
+        .unwrap_or_default();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(ServedMethod {
+                    path: format!("/{}.{}/{}", file.package(), service.name(), method.name()),
+                    client_streaming: method.client_streaming(),
+                });
+            }
+        }
+    }
+    methods
+}
 
 /// Returns one page of `items` (fetched with one extra row to learn whether more exist) and the
 /// token for the next, built from the last item kept.

@@ -164,8 +164,9 @@ mod tests {
         }
     }
 
+    /// A resident's NIK (Jakarta Pusat, born 15 January 1990) with serial `n`, as an NPWP.
     fn npwp_of(n: u128) -> String {
-        format!("{}", 3_171_000_000_000_000 + n)
+        format!("317101150190{n:04}")
     }
 
     /// Reads that arrive while the only query runs are answered together by the next one,

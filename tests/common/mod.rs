@@ -4,6 +4,7 @@
 
 pub mod pki;
 pub mod process;
+pub mod python;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,7 +13,7 @@ use sinergi::{
     auth::{bootstrap_admin, keys::SigningKey},
     client::{BearerToken, issue_token, onboard_agency},
     config::Config,
-    domain::agency::KeyAlgorithm,
+    domain::{agency::KeyAlgorithm, identifiers::luhn_check_digit},
     proto,
     store::{self, postgres::ScratchDatabase},
 };
@@ -438,25 +439,6 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 /// A number unique within this test process, for identifiers that must not collide.
 pub fn unique_number() -> u64 {
     SEQUENCE.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The Luhn check digit that makes `digits` + check digit valid.
-pub fn luhn_check_digit(digits: &str) -> char {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 0 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    char::from_digit((10 - sum % 10) % 10, 10).expect("digit")
 }
 
 /// A valid old-style 15-digit NPWP built from `n`.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sinergi::{
     client::BearerToken,
     config::Config,
+    domain::identifiers::luhn_check_digit,
     proto::{
         self, compliance_service_client::ComplianceServiceClient,
         feed_service_client::FeedServiceClient, list_non_compliant_request::Order,
@@ -88,8 +89,10 @@ pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Durati
     Ok(started.elapsed())
 }
 
+/// A valid NPWP of employer `i` (an old 15-digit number, in its 16-digit form).
 fn npwp(i: u64) -> String {
-    format!("33{i:014}")
+    let body = format!("{:08}", i % 100_000_000);
+    format!("0{body}{}000000", luhn_check_digit(&body))
 }
 
 /// Workers of employer `i`, and how many of them a BPJS registered: a mix of compliant
