@@ -21,6 +21,19 @@ use crate::store::StoreError;
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
 pub const ERROR_DOMAIN: &str = "sinergi";
 
+// A status travels in HTTP/2 trailers, and clients on their defaults refuse trailers past 8 KiB
+// (grpc-java; grpc-core from 8 KiB on, always past 16 KiB) and then never learn what was wrong.
+// So every status stays within about 5 KiB however much the caller got wrong: a short message
+// (sent percent-encoded, and again inside the details), and the details (sent in base64, 4/3 of
+// their size) with as many field violations as fit in a fixed budget, the ErrorInfo counting
+// them all. The bounds are in bytes of UTF-8, since that is what the trailers carry.
+const MAX_MESSAGE_BYTES: usize = 200;
+const MAX_FIELD_BYTES: usize = 120;
+const MAX_DESCRIPTION_BYTES: usize = 240;
+const VIOLATIONS_BUDGET_BYTES: usize = 3_000;
+/// What each listed violation costs beyond its text in the encoded BadRequest.
+const VIOLATION_OVERHEAD_BYTES: usize = 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -90,6 +103,19 @@ impl From<ValidationError> for Status {
     }
 }
 
+/// `text` cut to at most `max_bytes` bytes at a character boundary, marked `…` where cut.
+fn bounded(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let ellipsis = '…';
+    let mut end = max_bytes - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end])
+}
+
 fn with_info(
     code: Code,
     message: String,
@@ -98,22 +124,46 @@ fn with_info(
 ) -> Status {
     Status::with_error_details(
         code,
-        message,
+        bounded(&message, MAX_MESSAGE_BYTES),
         ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+/// INVALID_ARGUMENT naming as many of the violations as fit, and counting all of them.
+fn invalid_argument(invalid: &ValidationError) -> Status {
+    let mut details = ErrorDetails::new();
+    let mut budget = VIOLATIONS_BUDGET_BYTES;
+    let mut listed = 0;
+    for violation in &invalid.violations {
+        let field = bounded(&violation.field, MAX_FIELD_BYTES);
+        let description = bounded(&violation.description, MAX_DESCRIPTION_BYTES);
+        let cost = field.len() + description.len() + VIOLATION_OVERHEAD_BYTES;
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        details.add_bad_request_violation(field, description);
+        listed += 1;
+    }
+    details.set_error_info(
+        "INVALID_ARGUMENT",
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("violation_count".to_owned(), invalid.total.to_string()),
+            ("violations_listed".to_owned(), listed.to_string()),
+        ]),
+    );
+    Status::with_error_details(
+        Code::InvalidArgument,
+        bounded(&invalid.to_string(), MAX_MESSAGE_BYTES),
+        details,
     )
 }
 
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Invalid(invalid) => {
-                let mut details = ErrorDetails::new();
-                for violation in &invalid.violations {
-                    details.add_bad_request_violation(&violation.field, &violation.description);
-                }
-                details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, HashMap::new());
-                Status::with_error_details(Code::InvalidArgument, invalid.to_string(), details)
-            }
+            ApiError::Invalid(invalid) => invalid_argument(&invalid),
             ApiError::Auth(AuthError::Unauthenticated(reason)) => {
                 tracing::debug!(reason, "unauthenticated");
                 let mut status = with_info(
@@ -269,4 +319,110 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::agency::AgencyKind;
+    use crate::domain::cases::TransitionError;
+    use crate::domain::validation::FieldViolation;
+
+    /// What grpc-core and grpc-java count against their metadata limits: each header's name
+    /// and value, plus 32 bytes.
+    fn trailer_bytes(status: Status) -> usize {
+        status
+            .into_http::<tonic::body::Body>()
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum()
+    }
+
+    /// The largest status of every kind this service sends, with caller-controlled text as
+    /// large as a 4 MiB request can make it, fits the 8 KiB a default client accepts.
+    #[test]
+    fn every_error_fits_in_the_trailers_of_a_default_client() {
+        let huge = "é".repeat(1 << 20);
+        let long = "é".repeat(2048);
+        let violation = |index: usize| FieldViolation {
+            field: format!("items[{index}].{long}"),
+            description: format!("`{long}` is not a Kemendagri region code"),
+        };
+        let many = ValidationError::first_of((0..1_000).map(violation).collect(), 1_000_000);
+        let errors: Vec<ApiError> = vec![
+            ApiError::Invalid(many),
+            ApiError::invalid("region.code", format!("`{huge}` is not a region")),
+            ApiError::Auth(AuthError::Unauthenticated(
+                "assertion signature or claims invalid",
+            )),
+            ApiError::Auth(AuthError::PermissionDenied(huge.clone())),
+            ApiError::ScopeNotAllowed(ScopeNotAllowedForKind {
+                kind: AgencyKind::Admin,
+                scope: Scope::ReportsWrite,
+            }),
+            ApiError::SubscriberTooSlow {
+                resume_after: u64::MAX,
+            },
+            ApiError::Step(StepError::Transition(TransitionError {
+                case: "referral",
+                status: "SKK_RECEIVED",
+                attempted: "RECORD_UNDERTAKING",
+                allowed: vec!["ISSUE_SOMASI"; 50],
+            })),
+            ApiError::Step(StepError::Precondition(PreconditionError(huge.clone()))),
+            ApiError::Store(StoreError::NotFound("employer")),
+            ApiError::Store(StoreError::Duplicate {
+                resource: "employer",
+                field: "npwp",
+                holder: Some(uuid::Uuid::max().to_string()),
+            }),
+            ApiError::Store(StoreError::EtagMismatch {
+                current: format!("r{}", i64::MAX),
+            }),
+            ApiError::Store(StoreError::RequestIdReused),
+            ApiError::Store(StoreError::OutsideRegion("33.75".into())),
+            ApiError::Store(StoreError::UnknownEmployer { index: u64::MAX }),
+            ApiError::Store(StoreError::ItemOutsideRegion {
+                index: u64::MAX,
+                region: "33.75".into(),
+            }),
+            ApiError::Store(StoreError::AdminExists),
+            ApiError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+            ApiError::Store(StoreError::Internal(sqlx::Error::PoolClosed)),
+            ApiError::Store(StoreError::Corrupt(huge.clone())),
+        ];
+        for error in errors {
+            let described = format!("{error:?}").chars().take(80).collect::<String>();
+            let size = trailer_bytes(Status::from(error));
+            assert!(size <= 6 * 1024, "{described}: {size} bytes of trailers");
+        }
+    }
+
+    #[test]
+    fn a_long_list_of_violations_is_counted_and_named_by_its_first() {
+        let violations: Vec<FieldViolation> = (0..150)
+            .map(|index| FieldViolation {
+                field: format!("items[{index}].report.period"),
+                description: "a month is written YYYY-MM".into(),
+            })
+            .collect();
+        let status = Status::from(ApiError::Invalid(ValidationError::of(violations)));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.message(),
+            "150 fields invalid; first: items[0].report.period: a month is written YYYY-MM"
+        );
+        let details = status.get_error_details();
+        let listed = details
+            .bad_request()
+            .expect("BadRequest")
+            .field_violations
+            .len();
+        assert!((40..150).contains(&listed), "{listed} listed");
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata["violation_count"], "150");
+        assert_eq!(info.metadata["violations_listed"], listed.to_string());
+        assert_eq!(bounded("ééé", 5), "é…");
+    }
 }

@@ -14,28 +14,45 @@ pub struct FieldViolation {
 /// A request that breaks one or more rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ValidationError {
+    /// The violations found, or the first of them when there were too many to keep.
     pub violations: Vec<FieldViolation>,
+    /// How many were found in all; at least `violations.len()`.
+    pub total: usize,
 }
 
 impl ValidationError {
     pub fn single(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            violations: vec![FieldViolation {
-                field: field.into(),
-                description: description.into(),
-            }],
-        }
+        Self::of(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    pub fn of(violations: Vec<FieldViolation>) -> Self {
+        let total = violations.len();
+        Self { violations, total }
+    }
+
+    /// The first `violations` of `total` found (a long batch stops listing them).
+    pub fn first_of(violations: Vec<FieldViolation>, total: usize) -> Self {
+        let total = total.max(violations.len());
+        Self { violations, total }
     }
 }
 
+/// One line whatever the number of violations: the only one, or how many there are and the
+/// first, so that the message stays short where the caller's status line must fit.
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .violations
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.description))
-            .collect();
-        f.write_str(&parts.join("; "))
+        match (self.total, self.violations.first()) {
+            (_, None) => f.write_str("the request is invalid"),
+            (1, Some(only)) => write!(f, "{}: {}", only.field, only.description),
+            (total, Some(first)) => write!(
+                f,
+                "{total} fields invalid; first: {}: {}",
+                first.field, first.description
+            ),
+        }
     }
 }
 
@@ -82,8 +99,6 @@ impl Violations {
     }
 
     pub fn into_error(self) -> ValidationError {
-        ValidationError {
-            violations: self.found,
-        }
+        ValidationError::of(self.found)
     }
 }

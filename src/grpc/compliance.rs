@@ -338,10 +338,9 @@ impl ComplianceService for ComplianceApi {
             .into());
         }
         if violation_count > 0 {
-            if violation_count > violations.len() {
-                tracing::debug!(violation_count, "batch refused; not every violation listed");
-            }
-            return Err(ApiError::from(ValidationError { violations }).into());
+            return Err(
+                ApiError::from(ValidationError::first_of(violations, violation_count)).into(),
+            );
         }
         if count == 0 {
             return Err(ApiError::invalid("items", "the batch holds no item").into());
