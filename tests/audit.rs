@@ -290,6 +290,179 @@ async fn agencies_without_audit_read_see_only_their_own_records(app: TestApp) {
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
+/// The calls an agency without `audit.read` sees, as `audit.proto` words the rule: its own, and
+/// those that touched records it wrote — the employer it registered, its report, its case —
+/// never another agency's call that only touched the same employer, nor another's token id.
+async fn records_written_are_what_an_agency_sees_others_touch(app: TestApp) {
+    use proto::{
+        compliance_service_client::ComplianceServiceClient,
+        inspection_service_client::InspectionServiceClient, report_submission,
+    };
+
+    let registry = app
+        .agency(
+            AgencyKind::Disnaker,
+            &[("employers.write", &[]), ("employers.read", &[])],
+        )
+        .await;
+    let bpjs = app
+        .agency(
+            AgencyKind::BpjsKesehatan,
+            &[("reports.write", &[]), ("inspections.read", &[])],
+        )
+        .await;
+    let inspector = app
+        .agency(
+            AgencyKind::DisnakertransProvinsi,
+            &[
+                ("employers.read", &[]),
+                ("compliance.read", &[]),
+                ("inspections.write", &[]),
+            ],
+        )
+        .await;
+    let employer = app
+        .employers_as(&registry.token)
+        .upsert_employer(proto::UpsertEmployerRequest {
+            employer: Some(common::employer("PT Jejak Akses")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .employer
+        .unwrap();
+    let today = time::OffsetDateTime::now_utc();
+    let last_month = today.date().replace_day(1).unwrap().previous_day().unwrap();
+    ComplianceServiceClient::new(app.authed(&bpjs.token))
+        .submit_report(proto::SubmitReportRequest {
+            report: Some(proto::ReportSubmission {
+                employer: Some(report_submission::Employer::EmployerId(employer.id.clone())),
+                period: Some(proto::Period {
+                    year: last_month.year(),
+                    month: i32::from(u8::from(last_month.month())),
+                }),
+                figures: Some(report_submission::Figures::Registration(
+                    proto::RegistrationFigures {
+                        programme_group: proto::ProgrammeGroup::Jkn.into(),
+                        registered_workers: 900,
+                        enrolled_programmes: vec![proto::Programme::Jkn.into()],
+                        reported_wage_total: 900 * 4_000_000,
+                        ..Default::default()
+                    },
+                )),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let inspection = InspectionServiceClient::new(app.authed(&inspector.token))
+        .open_inspection(proto::OpenInspectionRequest {
+            employer_id: employer.id.clone(),
+            note: "Pengaduan serikat pekerja".into(),
+            effective_date: today.date().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The inspector reads the employer (the registry's record only) and its status (derived
+    // from the BPJS report); BPJS reads the inspection (the inspector's case).
+    let key = Some(proto::get_employer_request::Key::Id(employer.id.clone()));
+    app.employers_as(&inspector.token)
+        .get_employer(proto::GetEmployerRequest { key })
+        .await
+        .unwrap();
+    ComplianceServiceClient::new(app.authed(&inspector.token))
+        .get_compliance_status(proto::GetComplianceStatusRequest {
+            employer_id: employer.id.clone(),
+        })
+        .await
+        .unwrap();
+    InspectionServiceClient::new(app.authed(&bpjs.token))
+        .get_inspection(proto::GetInspectionRequest {
+            inspection_id: inspection.id.clone(),
+        })
+        .await
+        .unwrap();
+
+    let seen_by = |agency: &common::TestAgency| {
+        let mut client = AuditServiceClient::new(app.authed(&agency.token));
+        let me = agency.id.clone();
+        async move {
+            let events = client
+                .list_events(proto::ListEventsRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .events;
+            let mut calls = HashSet::new();
+            for event in events {
+                let entry = event.entry.unwrap();
+                assert_eq!(
+                    entry.subject.is_empty(),
+                    entry.agency_id != me,
+                    "token ids are shown for the viewer's own calls only: {entry:?}"
+                );
+                let method = entry
+                    .method
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                calls.insert((entry.agency_id, method));
+            }
+            calls
+        }
+    };
+    let call = |agency: &common::TestAgency, method: &str| (agency.id.clone(), method.to_owned());
+
+    let by_bpjs = seen_by(&bpjs).await;
+    assert!(
+        by_bpjs.contains(&call(&inspector, "GetComplianceStatus")),
+        "{by_bpjs:?}"
+    );
+    assert!(
+        !by_bpjs.contains(&call(&inspector, "GetEmployer")),
+        "{by_bpjs:?}"
+    );
+    assert!(
+        !by_bpjs.contains(&call(&registry, "UpsertEmployer")),
+        "{by_bpjs:?}"
+    );
+    assert!(
+        !by_bpjs.contains(&call(&inspector, "OpenInspection")),
+        "{by_bpjs:?}"
+    );
+    assert!(by_bpjs.contains(&call(&bpjs, "SubmitReport")));
+
+    let by_inspector = seen_by(&inspector).await;
+    assert!(
+        by_inspector.contains(&call(&bpjs, "GetInspection")),
+        "{by_inspector:?}"
+    );
+    assert!(
+        !by_inspector.contains(&call(&bpjs, "SubmitReport")),
+        "{by_inspector:?}"
+    );
+    assert!(!by_inspector.contains(&call(&registry, "UpsertEmployer")));
+
+    // The registry wrote the employer, so every call on it is on its record.
+    let by_registry = seen_by(&registry).await;
+    for seen in [
+        call(&inspector, "GetEmployer"),
+        call(&bpjs, "SubmitReport"),
+        call(&inspector, "OpenInspection"),
+        call(&bpjs, "GetInspection"),
+    ] {
+        assert!(by_registry.contains(&seen), "{seen:?} in {by_registry:?}");
+    }
+}
+
 async fn checkpoints_and_proofs_verify(app: TestApp) {
     let mut auditor = auditor(&app).await;
     for i in 0..5 {
@@ -421,6 +594,7 @@ on_both_backends!(
     an_answered_call_is_already_in_the_log,
     every_call_is_recorded_with_its_outcome,
     agencies_without_audit_read_see_only_their_own_records,
+    records_written_are_what_an_agency_sees_others_touch,
     checkpoints_and_proofs_verify,
 );
 

@@ -55,6 +55,16 @@ impl PendingEntry {
     }
 }
 
+/// The method whose allowed calls write employers: the records an agency wrote include the
+/// employers those calls of its touched.
+pub const EMPLOYER_WRITE_METHOD: &str = "/sinergi.v1.EmployerService/UpsertEmployer";
+
+/// The record id a call touches when it reads records `agency` wrote (reports, cases and
+/// their steps), so that `agency` finds the call among those on its records.
+pub fn written_by(agency: &str) -> String {
+    format!("written-by:{agency}")
+}
+
 /// The decision recorded for a gRPC status code.
 pub fn decision_of(code: i32) -> proto::Decision {
     use tonic::Code;
@@ -138,6 +148,11 @@ impl CallAudit {
         if !state.resources.contains(&resource_id) {
             state.resources.push(resource_id);
         }
+    }
+
+    /// Records that the call read records `agency` wrote.
+    pub fn read_records_of(&self, agency: &str) {
+        self.touch(written_by(agency));
     }
 
     /// Records the request id a write carried in its message.

@@ -311,6 +311,23 @@ impl CaseRecord {
         }
     }
 
+    pub fn employer_id(&self) -> uuid::Uuid {
+        match self {
+            Self::Inspection(case) => case.employer_id,
+            Self::Sanction(case) => case.employer_id,
+            Self::Referral(case) => case.employer_id,
+        }
+    }
+
+    /// The agencies that wrote the case: whoever opened it or took one of its steps.
+    pub fn writers(&self) -> std::collections::BTreeSet<&str> {
+        match self {
+            Self::Inspection(case) => case.history.iter().map(|s| s.actor.as_str()).collect(),
+            Self::Sanction(case) => case.history.iter().map(|r| r.step.actor.as_str()).collect(),
+            Self::Referral(case) => case.history.iter().map(|s| s.actor.as_str()).collect(),
+        }
+    }
+
     pub fn revision(&self) -> i64 {
         match self {
             Self::Inspection(case) => case.revision,

@@ -97,9 +97,20 @@ impl AuditService for AuditApi {
             .into_iter()
             .map(|(index, bytes)| {
                 proto::AuditEntry::decode(bytes.as_slice())
-                    .map(|entry| proto::AuditEvent {
-                        index,
-                        entry: Some(entry),
+                    .map(|mut entry| {
+                        // A token id is its holder's to know: a caller without audit.read
+                        // sees the calls of other agencies on its records without theirs.
+                        if filter
+                            .visible_to
+                            .as_ref()
+                            .is_some_and(|viewer| *viewer != entry.agency_id)
+                        {
+                            entry.subject.clear();
+                        }
+                        proto::AuditEvent {
+                            index,
+                            entry: Some(entry),
+                        }
                     })
                     .map_err(|_| {
                         ApiError::Store(StoreError::Corrupt(format!("audit entry {index}")))

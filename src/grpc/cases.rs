@@ -7,6 +7,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{WriteCall, cursor_of, split_page};
+use crate::audit::CallAudit;
 use crate::auth::AuthError;
 use crate::domain::cases::{CaseRecord, Subject};
 use crate::domain::compliance::{ComplianceStatus, ProgrammeGroup, today_wib};
@@ -75,8 +76,11 @@ pub struct Cases {
 impl Cases {
     /// One page of the cases `filter` selects (newest first), each taken as its kind by `kind`
     /// (e.g. [`as_inspection`]), and the next page's token, bound to `fingerprint`.
+    /// A page of cases, each noted in the call's audit entry as touched.
+    #[allow(clippy::too_many_arguments)]
     pub async fn page<T>(
         &self,
+        audit: &CallAudit,
         filter: &CaseFilter,
         page_token: &str,
         fingerprint: &str,
@@ -85,13 +89,12 @@ impl Cases {
         id: fn(&T) -> Uuid,
     ) -> Result<(Vec<T>, String), ApiError> {
         let before: Option<Uuid> = cursor_of(page_token, fingerprint)?;
-        let cases = self
-            .store
-            .list_cases(filter, before, page_size + 1)
-            .await?
-            .into_iter()
-            .map(kind)
-            .collect::<Result<Vec<_>, _>>()?;
+        let cases = self.store.list_cases(filter, before, page_size + 1).await?;
+        // The row past the page only tells whether another page follows.
+        for case in cases.iter().take(page_size as usize) {
+            note_touched(audit, case);
+        }
+        let cases = cases.into_iter().map(kind).collect::<Result<Vec<_>, _>>()?;
         Ok(split_page(cases, page_size, fingerprint, id))
     }
 
@@ -117,13 +120,21 @@ impl Cases {
             .find(|status| status.group == group))
     }
 
-    pub async fn case(&self, id: &str, field: &str) -> Result<CaseRecord, ApiError> {
+    /// The case `id`, noted in the call's audit entry as touched.
+    pub async fn case(
+        &self,
+        audit: &CallAudit,
+        id: &str,
+        field: &str,
+    ) -> Result<CaseRecord, ApiError> {
         let id = uuid_field(id, field)?;
-        Ok(self
+        let case = self
             .store
             .get_case(id)
             .await?
-            .ok_or(StoreError::NotFound("case"))?)
+            .ok_or(StoreError::NotFound("case"))?;
+        note_touched(audit, &case);
+        Ok(case)
     }
 
     /// Stores `case` (new when `expected_revision` is `None`) with the call's audit entry and
@@ -135,28 +146,24 @@ impl Cases {
         expected_revision: Option<i64>,
         step: &str,
     ) -> Result<CaseRecord, ApiError> {
-        let (event_type, payload, employer_id, region) = match &case {
+        let (event_type, payload, region) = match &case {
             CaseRecord::Inspection(c) => (
                 FeedEventType::InspectionChanged,
                 FeedPayload::Inspection(c.clone()),
-                c.employer_id,
                 c.region_code.clone(),
             ),
             CaseRecord::Sanction(c) => (
                 FeedEventType::SanctionChanged,
                 FeedPayload::Sanction(c.clone()),
-                c.employer_id,
                 c.region_code.clone(),
             ),
             CaseRecord::Referral(c) => (
                 FeedEventType::ReferralChanged,
                 FeedPayload::Referral(c.clone()),
-                c.employer_id,
                 c.region_code.clone(),
             ),
         };
-        call.audit.touch(employer_id.to_string());
-        call.audit.touch(case.id().to_string());
+        note_touched(&call.audit, &case);
         let now = OffsetDateTime::now_utc();
         let mut event = FeedEvent::new(
             event_type,
@@ -246,4 +253,14 @@ pub fn listing_regions(
 ) -> Result<Option<Vec<RegionCode>>, ApiError> {
     Ok(super::within_grant(readable, requested, scope)?
         .or_else(|| requested.map(|region| vec![region.clone()])))
+}
+
+/// Notes in the call's audit entry the case, its employer, and the agencies that wrote it, so
+/// that each of them finds the call among those on its records.
+fn note_touched(audit: &CallAudit, case: &CaseRecord) {
+    audit.touch(case.employer_id().to_string());
+    audit.touch(case.id().to_string());
+    for writer in case.writers() {
+        audit.read_records_of(writer);
+    }
 }

@@ -435,6 +435,7 @@ impl ComplianceService for ComplianceApi {
                     let audience = report_audience(report);
                     audience.is_empty() || audience.contains(&kind_of_caller)
                 })
+                .inspect(|report| audit.read_records_of(&report.source_agency))
                 .map(convert::report)
                 .collect(),
             next_page_token,
@@ -479,6 +480,11 @@ impl ComplianceService for ComplianceApi {
                             OffsetDateTime::now_utc(),
                         )
                     })
+            })
+            .inspect(|status| {
+                for source in &status.derived_from {
+                    audit.read_records_of(&source.source_agency);
+                }
             })
             .map(convert::compliance_status)
             .collect();
@@ -561,6 +567,9 @@ impl ComplianceService for ComplianceApi {
         });
         for entry in &entries {
             audit.touch(entry.status.employer_id.to_string());
+            for source in &entry.status.derived_from {
+                audit.read_records_of(&source.source_agency);
+            }
         }
         Ok(Response::new(proto::ListNonCompliantResponse {
             employers: entries

@@ -134,7 +134,7 @@ impl InspectionService for InspectionApi {
         .validate(today())?;
         let mut inspection = as_inspection(
             self.cases
-                .case(&message.inspection_id, "inspection_id")
+                .case(&call.audit, &message.inspection_id, "inspection_id")
                 .await?,
         )?;
         check_region(&call.writable, &inspection.region_code)?;
@@ -172,11 +172,9 @@ impl InspectionService for InspectionApi {
         let readable = principal.require(Scope::InspectionsRead)?;
         let inspection = as_inspection(
             self.cases
-                .case(&request.get_ref().inspection_id, "inspection_id")
+                .case(&audit, &request.get_ref().inspection_id, "inspection_id")
                 .await?,
         )?;
-        audit.touch(inspection.employer_id.to_string());
-        audit.touch(inspection.id.to_string());
         check_readable(&readable, Scope::InspectionsRead, &inspection.region_code)?;
         Ok(Response::new(convert::inspection(inspection, today())))
     }
@@ -186,6 +184,7 @@ impl InspectionService for InspectionApi {
         request: Request<proto::ListInspectionsRequest>,
     ) -> Result<Response<proto::ListInspectionsResponse>, Status> {
         let principal = principal(&request)?;
+        let audit = super::call_audit(&request);
         let readable = principal.require(Scope::InspectionsRead)?;
         let message = request.into_inner();
         let region = region_prefix(message.region_prefix)?;
@@ -209,6 +208,7 @@ impl InspectionService for InspectionApi {
         let (page, next_page_token) = self
             .cases
             .page(
+                &audit,
                 &filter,
                 &message.page_token,
                 &fingerprint,

@@ -205,8 +205,11 @@ impl ReferralService for ReferralApi {
             document_ref: &message.document_ref,
         }
         .validate(today())?;
-        let mut referral =
-            as_referral(self.cases.case(&message.referral_id, "referral_id").await?)?;
+        let mut referral = as_referral(
+            self.cases
+                .case(&call.audit, &message.referral_id, "referral_id")
+                .await?,
+        )?;
         // The addressed Kejari is the one party that moves a referral, wherever its grant
         // reaches; anyone else is refused by the lifecycle below.
         let step_name = step.step.as_str();
@@ -241,11 +244,9 @@ impl ReferralService for ReferralApi {
         require_purpose(&audit)?;
         let referral = as_referral(
             self.cases
-                .case(&request.get_ref().referral_id, "referral_id")
+                .case(&audit, &request.get_ref().referral_id, "referral_id")
                 .await?,
         )?;
-        audit.touch(referral.employer_id.to_string());
-        audit.touch(referral.id.to_string());
         if !readable.allows(&referral) {
             return Err(wrong_kind("this referral is not one the caller may read").into());
         }
@@ -298,6 +299,7 @@ impl ReferralService for ReferralApi {
         let (page, next_page_token) = self
             .cases
             .page(
+                &audit,
                 &filter,
                 &message.page_token,
                 &fingerprint,
@@ -306,9 +308,6 @@ impl ReferralService for ReferralApi {
                 |r| r.id,
             )
             .await?;
-        for referral in &page {
-            audit.touch(referral.id.to_string());
-        }
         let today = today();
         Ok(Response::new(proto::ListReferralsResponse {
             referrals: page

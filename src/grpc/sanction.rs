@@ -100,7 +100,11 @@ impl SanctionService for SanctionApi {
             (track, None)
         } else {
             let revision = revision_of(&message.etag)?;
-            let mut track = as_sanction(self.cases.case(&message.track_id, "track_id").await?)?;
+            let mut track = as_sanction(
+                self.cases
+                    .case(&call.audit, &message.track_id, "track_id")
+                    .await?,
+            )?;
             check_region(&call.writable, &track.region_code)?;
             check_etag(revision, track.revision)?;
             let status_now = self.cases.status(track.employer_id, track.group).await?;
@@ -130,11 +134,9 @@ impl SanctionService for SanctionApi {
         let readable = principal.require(Scope::SanctionsRead)?;
         let track = as_sanction(
             self.cases
-                .case(&request.get_ref().track_id, "track_id")
+                .case(&audit, &request.get_ref().track_id, "track_id")
                 .await?,
         )?;
-        audit.touch(track.employer_id.to_string());
-        audit.touch(track.id.to_string());
         check_readable(&readable, Scope::SanctionsRead, &track.region_code)?;
         Ok(Response::new(convert::sanction_track(track)))
     }
@@ -144,6 +146,7 @@ impl SanctionService for SanctionApi {
         request: Request<proto::ListSanctionTracksRequest>,
     ) -> Result<Response<proto::ListSanctionTracksResponse>, Status> {
         let principal = principal(&request)?;
+        let audit = super::call_audit(&request);
         let readable = principal.require(Scope::SanctionsRead)?;
         let message = request.into_inner();
         let region = region_prefix(message.region_prefix)?;
@@ -165,6 +168,7 @@ impl SanctionService for SanctionApi {
         let (page, next_page_token) = self
             .cases
             .page(
+                &audit,
                 &filter,
                 &message.page_token,
                 &fingerprint,
@@ -210,6 +214,9 @@ impl SanctionService for SanctionApi {
         audit.touch(employer.id.to_string());
         let mut withheld: Vec<WithheldService> = Vec::new();
         for track in self.open_tracks(employer.id).await? {
+            for record in &track.history {
+                audit.read_records_of(&record.step.actor);
+            }
             if track.status.withholds() {
                 for service in track.withheld {
                     if !withheld.contains(&service) {

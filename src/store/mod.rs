@@ -355,7 +355,10 @@ pub struct AuditFilter {
     pub start_us: Option<i64>,
     pub end_us: Option<i64>,
     pub decision: Option<&'static str>,
-    /// Limits the listing to what this agency may see without `audit.read`.
+    /// Limits the listing to what this agency may see without `audit.read`: its own calls, and
+    /// the calls that touched records it wrote — employers it registered or updated, and the
+    /// records whose readers name it with [`crate::audit::written_by`] (its reports, its cases
+    /// and their steps).
     pub visible_to: Option<String>,
 }
 

@@ -200,7 +200,8 @@ impl PostgresStore {
         query.push(")");
     }
 
-    /// Appends the records `viewer` changed by an allowed write.
+    /// Appends the records `viewer` wrote (see `AuditFilter::visible_to`): the employers its
+    /// allowed upserts wrote, and the mark of records it wrote.
     fn push_records_changed_by(query: &mut sqlx::QueryBuilder<'_, Postgres>, viewer: &str) {
         query
             .push(
@@ -208,8 +209,13 @@ impl PostgresStore {
                  WHERE l.is_write = ",
             )
             .push_bind(true)
-            .push(" AND l.decision = 'allowed' AND l.agency = ")
-            .push_bind(viewer.to_owned());
+            .push(" AND l.decision = 'allowed' AND l.method = ")
+            .push_bind(crate::audit::EMPLOYER_WRITE_METHOD)
+            .push(" AND l.agency = ")
+            .push_bind(viewer.to_owned())
+            .push(" UNION ALL SELECT CAST(")
+            .push_bind(crate::audit::written_by(viewer))
+            .push(" AS TEXT)");
     }
 
     /// Nothing to do: entries' records are indexed as they are appended. PostgreSQL's

@@ -251,13 +251,18 @@ impl SqliteStore {
         query.push(")");
     }
 
-    /// Appends the records `viewer` changed by an allowed write, read from the log's rows.
+    /// Appends the records `viewer` wrote (see `AuditFilter::visible_to`): the employers its
+    /// allowed upserts wrote, read from the log's rows, and the mark of records it wrote.
     fn push_records_changed_by(query: &mut sqlx::QueryBuilder<'_, Sqlite>, viewer: &str) {
         query
             .push("SELECT j.value FROM audit_log l, json_each(l.resources) j WHERE l.is_write = ")
             .push_bind(true)
-            .push(" AND l.decision = 'allowed' AND l.agency = ")
-            .push_bind(viewer.to_owned());
+            .push(" AND l.decision = 'allowed' AND l.method = ")
+            .push_bind(crate::audit::EMPLOYER_WRITE_METHOD)
+            .push(" AND l.agency = ")
+            .push_bind(viewer.to_owned())
+            .push(" UNION ALL SELECT ")
+            .push_bind(crate::audit::written_by(viewer));
     }
 
     /// Indexes the records of up to `limit` entries past the index's horizon, in one
