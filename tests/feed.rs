@@ -588,3 +588,39 @@ async fn an_event_of_an_older_transaction_that_commits_late_is_delivered() {
     assert_eq!(late.employer_id, first);
     assert!(late.cursor > first_event.cursor + 2);
 }
+
+/// An idle stream, with heartbeats 15 s apart as by default, ends within 2 s of its `feed.read`
+/// grant being withdrawn: on the replica that withdrew it and on another one.
+#[tokio::test]
+async fn an_idle_stream_ends_within_two_seconds_of_its_grant_being_withdrawn() {
+    let app = common::spawn_app(Backend::Postgres).await;
+    let replica = common::spawn_replica(&app).await;
+    assert_eq!(app.config().feed.heartbeat_interval_ms, 15_000);
+    for server in [&app, &replica] {
+        let watcher = watcher(&app).await;
+        let mut stream = watch(server, &watcher, proto::WatchRequest::default())
+            .await
+            .unwrap();
+        let feed_grant = app
+            .admin_client()
+            .list_grants(proto::ListGrantsRequest {
+                agency_id: watcher.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .grants
+            .into_iter()
+            .find(|g| g.scope == "feed.read")
+            .unwrap();
+        app.admin_client()
+            .revoke_grant(proto::RevokeGrantRequest { id: feed_grant.id })
+            .await
+            .unwrap();
+        let ending = tokio::time::timeout(Duration::from_secs(2), stream.message())
+            .await
+            .expect("the stream ends within 2 s of the withdrawal");
+        assert_eq!(ending.unwrap_err().code(), Code::PermissionDenied);
+    }
+}

@@ -12,6 +12,7 @@ use std::{
 
 use jsonwebtoken::DecodingKey;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::jwk::PublicJwk;
 use crate::domain::agency::{Agency, AgencyKey, Grant};
@@ -109,15 +110,24 @@ impl AuthSnapshot {
 pub struct AuthRegistry {
     store: Arc<dyn Store>,
     current: RwLock<Arc<AuthSnapshot>>,
+    /// The version of the view in use, for calls that outlive a change (feed streams).
+    changes: watch::Sender<i64>,
 }
 
 impl AuthRegistry {
     pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Self>, StoreError> {
         let snapshot = AuthSnapshot::build(store.load_auth_state().await?);
+        let (changes, _) = watch::channel(snapshot.version);
         Ok(Arc::new(Self {
             store,
             current: RwLock::new(Arc::new(snapshot)),
+            changes,
         }))
+    }
+
+    /// Tells of every new view, so a long call can judge its caller again at once.
+    pub fn changes(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
     }
 
     pub fn snapshot(&self) -> Arc<AuthSnapshot> {
@@ -133,10 +143,15 @@ impl AuthRegistry {
             return Ok(());
         }
         let snapshot = Arc::new(AuthSnapshot::build(self.store.load_auth_state().await?));
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if snapshot.version >= current.version {
+        let version = snapshot.version;
+        {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            if version < current.version {
+                return Ok(());
+            }
             *current = snapshot;
         }
+        self.changes.send_replace(version);
         Ok(())
     }
 

@@ -337,6 +337,8 @@ impl ReportSubmission {
             }
         };
 
+        // A layoff's month is that of its date, so a layoff never needs `period`.
+        let is_layoff = matches!(self.figures, Some(FiguresSubmission::Layoff { .. }));
         let figures = match self.figures {
             None => {
                 violations.add(
@@ -488,6 +490,8 @@ impl ReportSubmission {
 
         let period = match (&figures, self.period) {
             (Some(Figures::Layoff { date, .. }), _) => Some(Period::of(*date)),
+            // The layoff's date is wrong, and named as such; the period is not asked for.
+            _ if is_layoff => None,
             (_, None) => {
                 violations.add(&path("period"), "the month reported on is required");
                 None
@@ -1063,5 +1067,25 @@ mod tests {
         );
         assert!(Period::new(2026, 13, today).is_err());
         assert!(Period::new(2026, 11, today).is_ok());
+    }
+
+    #[test]
+    fn a_layoff_with_a_bad_date_names_the_date_and_not_the_period() {
+        let today = time::macros::date!(2026 - 11 - 20);
+        for date in ["2026-13-01", "kemarin", "2027-01-05"] {
+            let submission = ReportSubmission {
+                employer_id: Some(Uuid::nil().to_string()),
+                employer_npwp: None,
+                period: None,
+                figures: Some(FiguresSubmission::Layoff {
+                    date: date.into(),
+                    workers: 12,
+                    document_reference: "PHK/2026/11/007".into(),
+                }),
+            };
+            let error = submission.validate("report", today).unwrap_err();
+            let fields: Vec<&str> = error.violations.iter().map(|v| v.field.as_str()).collect();
+            assert_eq!(fields, ["report.layoff.layoff_date"], "{date}");
+        }
     }
 }

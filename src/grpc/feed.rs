@@ -186,7 +186,11 @@ impl Subscriber {
     /// Streams events as `heads` (this stream's subscription to the feed's head) moves.
     async fn run(mut self, mut heads: watch::Receiver<u64>) {
         let mut last_sent = Instant::now();
+        // A withdrawn grant, revoked key or disabled agency ends the stream as soon as this
+        // replica's view of them changes, idle or not.
+        let mut rights_changed = self.registry.changes();
         loop {
+            rights_changed.mark_unchanged();
             let rights = match Rights::judge(&self.principal, &self.registry) {
                 Ok(rights) => rights,
                 Err(error) => return self.end(error.into()),
@@ -198,6 +202,7 @@ impl Subscriber {
                             return;
                         }
                     }
+                    _ = rights_changed.changed() => {}
                     () = tokio::time::sleep_until(last_sent + self.heartbeat) => {
                         if let Sent::Stop = self.send_heartbeat().await {
                             return;
