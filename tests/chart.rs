@@ -5,41 +5,19 @@
 //! `helm/tests/invalid/` refused by the chart's schema. The Python packages are installed in a
 //! virtual environment under `target/` on first run.
 
+mod common;
+
 use std::{path::Path, process::Command};
+
+use common::python::{python, run};
 
 const PACKAGES: [&str; 2] = ["helm-python-sdk==0.2.2", "kubernetes-validate==1.37.0"];
 
-fn run(command: &mut Command) -> std::process::Output {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 #[test]
 fn the_helm_chart_renders_validates_and_refuses_bad_values() {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chart-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(PACKAGES));
+    let python = python("chart-venv", &PACKAGES);
     let checked = run(Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("helm/tests/check_chart.py"))
         .arg(env!("CARGO_BIN_EXE_sinergi")));
-    println!("{}", String::from_utf8_lossy(&checked.stdout));
+    println!("{checked}");
 }

@@ -521,23 +521,7 @@ async fn replicas_share_one_feed_and_grants_are_rechecked() {
     let event = next_event(&mut on_replica).await;
     assert_eq!(event.employer_id, id);
 
-    let grants = app
-        .admin_client()
-        .list_grants(proto::ListGrantsRequest {
-            agency_id: watcher.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grants;
-    let feed_grant = grants.iter().find(|g| g.scope == "feed.read").unwrap();
-    app.admin_client()
-        .revoke_grant(proto::RevokeGrantRequest {
-            id: feed_grant.id.clone(),
-        })
-        .await
-        .unwrap();
+    withdraw_feed_grant(&app, &watcher).await;
     let ending = loop {
         match tokio::time::timeout(PATIENCE, on_replica.message()).await {
             Ok(Ok(Some(_))) => {}
@@ -601,26 +585,31 @@ async fn an_idle_stream_ends_within_two_seconds_of_its_grant_being_withdrawn() {
         let mut stream = watch(server, &watcher, proto::WatchRequest::default())
             .await
             .unwrap();
-        let feed_grant = app
-            .admin_client()
-            .list_grants(proto::ListGrantsRequest {
-                agency_id: watcher.id.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .grants
-            .into_iter()
-            .find(|g| g.scope == "feed.read")
-            .unwrap();
-        app.admin_client()
-            .revoke_grant(proto::RevokeGrantRequest { id: feed_grant.id })
-            .await
-            .unwrap();
+        withdraw_feed_grant(&app, &watcher).await;
         let ending = tokio::time::timeout(Duration::from_secs(2), stream.message())
             .await
             .expect("the stream ends within 2 s of the withdrawal");
         assert_eq!(ending.unwrap_err().code(), Code::PermissionDenied);
     }
+}
+
+/// Withdraws the `feed.read` grant of `agency`.
+async fn withdraw_feed_grant(app: &TestApp, agency: &TestAgency) {
+    let grants = app
+        .admin_client()
+        .list_grants(proto::ListGrantsRequest {
+            agency_id: agency.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grants;
+    let feed_grant = grants.iter().find(|g| g.scope == "feed.read").unwrap();
+    app.admin_client()
+        .revoke_grant(proto::RevokeGrantRequest {
+            id: feed_grant.id.clone(),
+        })
+        .await
+        .unwrap();
 }

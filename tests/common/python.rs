@@ -35,24 +35,21 @@ pub fn python(name: &str, packages: &[&str]) -> PathBuf {
 
 /// Runs `command` to success and returns its standard output.
 pub fn run(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    let output = command.output();
+    stdout_of(command, output)
 }
 
 /// Like [`run`], awaited, for a child that calls a server running on the test's own runtime.
 pub async fn run_awaited(command: &mut tokio::process::Command) -> String {
-    let output = command
-        .output()
-        .await
-        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
+    let output = command.output().await;
+    stdout_of(command, output)
+}
+
+fn stdout_of(
+    command: &dyn std::fmt::Debug,
+    output: std::io::Result<std::process::Output>,
+) -> String {
+    let output = output.unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"));
     assert!(
         output.status.success(),
         "{command:?} failed:\n{}{}",
