@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sinergi::{
-    app::App,
     auth::{
         ServiceKeys, bootstrap_admin,
         jwk::PublicJwk,
@@ -19,7 +18,9 @@ use sinergi::{
         scope::Scope,
     },
     proto::{self, agency_admin_service_client::AgencyAdminServiceClient},
-    store, telemetry,
+    server::app::App,
+    server::telemetry,
+    store,
 };
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
@@ -792,8 +793,8 @@ fn verification_failed(error: impl std::fmt::Display) -> anyhow::Error {
 
 async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     use base64::{Engine, engine::general_purpose::STANDARD};
-    use sinergi::audit::{checkpoint, verify};
     use sinergi::proto::audit_service_client::AuditServiceClient;
+    use sinergi::{audit::checkpoint, client::verify};
 
     match command {
         AuditCommand::Checkpoint { remote } => {

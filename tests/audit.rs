@@ -661,19 +661,23 @@ async fn roots_are_identical_on_sqlite_and_postgresql() {
 }
 
 /// Entry `i` of the record searches: every third agency's, touching two records, every fourth
-/// one a write.
+/// one an employer write, every seventh one reading records another agency wrote.
 fn record_entry(i: u64) -> PendingEntry {
     let write = i.is_multiple_of(4);
+    let mut resource_ids = vec![format!("record-{}", i % 5), format!("other-{}", i % 11)];
+    if i.is_multiple_of(7) {
+        resource_ids.push(sinergi::audit::written_by(&format!("agency-{}", i % 2)));
+    }
     let entry = proto::AuditEntry {
         time_unix_micros: 1_700_000_000_000_000 + i as i64,
         agency_id: format!("agency-{}", i % 3),
         method: if write {
-            "/sinergi.v1.EmployerService/UpdateEmployer".into()
+            sinergi::audit::EMPLOYER_WRITE_METHOD.into()
         } else {
             "/sinergi.v1.EmployerService/GetEmployer".into()
         },
         decision: proto::Decision::Allowed.into(),
-        resource_ids: vec![format!("record-{}", i % 5), format!("other-{}", i % 11)],
+        resource_ids,
         request_sha256: if write { vec![7; 32] } else { Vec::new() },
         ..Default::default()
     };
@@ -699,10 +703,15 @@ fn expected_searches(entries: &[u64]) -> (Vec<u64>, Vec<u64>) {
         .filter(|e| e.agency_id == "agency-1" && !e.request_sha256.is_empty())
         .flat_map(|e| &e.resource_ids)
         .collect();
+    let mark = sinergi::audit::written_by("agency-1");
     let visible = (0..entries.len() as u64)
         .filter(|&seq| {
             let entry = &decoded[seq as usize];
-            entry.agency_id == "agency-1" || entry.resource_ids.iter().any(|r| changed.contains(r))
+            entry.agency_id == "agency-1"
+                || entry
+                    .resource_ids
+                    .iter()
+                    .any(|r| changed.contains(r) || *r == mark)
         })
         .collect();
     (by_record, visible)
@@ -1291,7 +1300,7 @@ async fn the_verifier_follows_a_key_rotation_it_is_told_about() {
     let saved_dir = tempfile::tempdir().unwrap();
     let saved = saved_dir.path().join("checkpoint.txt");
     let mut before = auditor(&app).await;
-    let first = sinergi::audit::verify::verify_server(&mut before, &saved, None, false)
+    let first = sinergi::client::verify::verify_server(&mut before, &saved, None, false)
         .await
         .expect("first verification pins the key");
 
@@ -1307,7 +1316,7 @@ async fn the_verifier_follows_a_key_rotation_it_is_told_about() {
     })
     .await;
     let mut after = auditor(&rotated).await;
-    let refused = sinergi::audit::verify::verify_server(&mut after, &saved, None, false)
+    let refused = sinergi::client::verify::verify_server(&mut after, &saved, None, false)
         .await
         .expect_err("a checkpoint under an unknown key");
     assert!(refused.to_string().contains("different key"), "{refused}");
@@ -1319,12 +1328,12 @@ async fn the_verifier_follows_a_key_rotation_it_is_told_about() {
         .into_inner()
         .verifier_key;
     let linked =
-        sinergi::audit::verify::verify_server(&mut after, &saved, Some(&new_verifier), false)
+        sinergi::client::verify::verify_server(&mut after, &saved, Some(&new_verifier), false)
             .await
             .expect("the saved checkpoint links to the new key's");
     assert_eq!(linked.previous_size, Some(first.checkpoint.size));
     assert!(linked.checkpoint.size > first.checkpoint.size);
-    sinergi::audit::verify::verify_server(&mut after, &saved, None, true)
+    sinergi::client::verify::verify_server(&mut after, &saved, None, true)
         .await
         .expect("the new key is pinned from now on");
 }

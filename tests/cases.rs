@@ -582,7 +582,7 @@ async fn the_whole_story_from_gap_to_compliance(app: TestApp) {
         "referral reads keep their purpose"
     );
     let saved = tempfile::tempdir().unwrap();
-    let verified = sinergi::audit::verify::verify_server(
+    let verified = sinergi::client::verify::verify_server(
         &mut client,
         &saved.path().join("checkpoint.txt"),
         None,

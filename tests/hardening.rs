@@ -166,7 +166,11 @@ async fn a_silent_tls_client_is_disconnected() {
         .await
         .expect("plaintext probe port");
     let mut health = tonic_health::pb::health_client::HealthClient::new(probe.clone());
-    for service in ["", sinergi::app::LIVENESS, "sinergi.v1.EmployerService"] {
+    for service in [
+        "",
+        sinergi::server::app::LIVENESS,
+        "sinergi.v1.EmployerService",
+    ] {
         let status = health
             .check(tonic_health::pb::HealthCheckRequest {
                 service: service.into(),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::TestApp;
-use sinergi::{framing::MALFORMED_FRAMING, grpc::codec::UNDECODABLE_REQUEST, proto};
+use sinergi::{grpc::codec::UNDECODABLE_REQUEST, proto, server::framing::MALFORMED_FRAMING};
 use tonic::Code;
 
 /// Bodies that break a request, with whether they are a fault of streaming requests too (an

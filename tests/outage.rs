@@ -286,10 +286,14 @@ async fn postgres_down_for_ten_seconds_under_load() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let saved = tempfile::tempdir().expect("directory");
-    let verified =
-        sinergi::audit::verify::verify_server(&mut audit, &saved.path().join("cp.txt"), None, true)
-            .await
-            .expect("the audit log verifies after the outage");
+    let verified = sinergi::client::verify::verify_server(
+        &mut audit,
+        &saved.path().join("cp.txt"),
+        None,
+        true,
+    )
+    .await
+    .expect("the audit log verifies after the outage");
     assert_eq!(verified.entries_checked, verified.checkpoint.size);
     assert!(verified.checkpoint.size >= expected);
 }

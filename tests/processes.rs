@@ -57,7 +57,7 @@ fn registration(employer_id: &str, registered: u32) -> proto::BulkSubmitReportsR
 async fn verify_audit(server: &ServerProcess, auditor: &str, saved: &std::path::Path) -> u64 {
     let mut client =
         proto::audit_service_client::AuditServiceClient::new(authed(&server.channel, auditor));
-    let verified = sinergi::audit::verify::verify_server(&mut client, saved, None, true)
+    let verified = sinergi::client::verify::verify_server(&mut client, saved, None, true)
         .await
         .expect("the audit log verifies");
     assert_eq!(verified.entries_checked, verified.checkpoint.size);

@@ -1,19 +1,17 @@
 //! The audit log: one entry for every call, allowed or not.
 //!
-//! The [`layer`] opens a [`CallAudit`] for each call and, when the call is over, appends its
-//! entry through the group-commit [`writer`] and waits until it is durable before the response
+//! The audit layer (`crate::server::audit_layer`) opens a [`CallAudit`] for each call and,
+//! when the call is over, appends its
+//! entry through the group-commit writer (`crate::workers::audit_writer`) and waits until it is durable before the response
 //! leaves — or answers UNAVAILABLE if it cannot be. A handler that changes data instead puts
 //! the entry into its own transaction ([`CallAudit::entry`] + [`CallAudit::mark_recorded`]),
 //! so no change exists without its record. A group commit gives its entries their place in
-//! the RFC 6962 tree ([`merkle`]) at once, after the pending entries of writes; the
-//! [`writer::Sequencer`] numbers pending entries no group commit came to take. [`checkpoint`]
-//! signs the tree's head.
+//! the RFC 6962 tree ([`merkle`]) at once, after the pending entries of writes; the sequencer
+//! (`crate::workers::sequencer`) numbers pending entries no group commit came to take.
+//! [`checkpoint`] signs the tree's head; `crate::client::verify` checks a log from outside.
 
 pub mod checkpoint;
-pub mod layer;
 pub mod merkle;
-pub mod verify;
-pub mod writer;
 
 use std::sync::{Arc, Mutex};
 

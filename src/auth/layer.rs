@@ -13,7 +13,6 @@ use http::header::AUTHORIZATION;
 use tower::{Layer, Service};
 
 use super::Authenticator;
-use crate::error::ApiError;
 
 /// Method path prefixes callable without an access token.
 const PUBLIC_PREFIXES: [&str; 4] = [
@@ -103,7 +102,7 @@ where
                 }
                 Err(error) => {
                     tracing::info!(%error, method = request.uri().path(), "call refused");
-                    Ok(tonic::Status::from(ApiError::from(error)).into_http())
+                    Ok(tonic::Status::from(error).into_http())
                 }
             }
         })

@@ -79,7 +79,7 @@ pub async fn bootstrap_admin(
     id: &str,
     display_name: &str,
     public_jwk: &str,
-) -> Result<(crate::domain::agency::Agency, String), crate::error::ApiError> {
+) -> Result<(crate::domain::agency::Agency, String), BootstrapError> {
     use crate::domain::{
         Violations,
         agency::{AgencyKind, NewAgency},
@@ -130,6 +130,15 @@ pub async fn bootstrap_admin(
         )
         .await?;
     Ok((agency, kid))
+}
+
+/// Why the first administrator could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::ValidationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// An access token handed out by [`Authenticator::issue_token`].

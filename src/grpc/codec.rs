@@ -3,7 +3,7 @@
 //! caller's mistake: INVALID_ARGUMENT with a short generic message (recorded in the audit log
 //! as `invalid`), where prost's own codec answers INTERNAL with the decoder's internals.
 //! Requests whose gRPC framing is broken are answered the same way, by
-//! `crate::middleware::RequestFramingLayer`, before any message reaches this codec.
+//! `crate::server::middleware::RequestFramingLayer`, before any message reaches this codec.
 
 use std::marker::PhantomData;
 

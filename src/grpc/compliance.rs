@@ -32,11 +32,11 @@ use crate::domain::scope::{RegionScope, Scope};
 use crate::domain::{FieldViolation, Violations};
 use crate::error::ApiError;
 use crate::proto::{self, compliance_service_server::ComplianceService};
-use crate::statuses::LargeBatches;
 use crate::store::{
     CoverageRow, REPORT_CHUNK, ReportBatch, ReportChunks, ReportCursor, SingleReport, Store,
     StoreError, spans_chunks,
 };
+use crate::workers::statuses::LargeBatches;
 
 /// Violations listed in a refused batch; the message still counts all of them.
 const MAX_LISTED_VIOLATIONS: usize = 100;

@@ -32,9 +32,9 @@ use crate::domain::feed::{FeedEvent, FeedEventType};
 use crate::domain::region::RegionCode;
 use crate::domain::scope::{RegionScope, Scope};
 use crate::error::ApiError;
-use crate::feed::FeedHub;
 use crate::proto::{self, feed_service_server::FeedService};
 use crate::store::Store;
+use crate::workers::feed::FeedHub;
 
 /// Events read from the database per query.
 const READ_BATCH: u32 = 500;

@@ -9,12 +9,12 @@ pub mod python;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sinergi::{
-    app::App,
     auth::{bootstrap_admin, keys::SigningKey},
     client::{BearerToken, issue_token, onboard_agency},
     config::Config,
     domain::{agency::KeyAlgorithm, identifiers::luhn_check_digit},
     proto,
+    server::app::App,
     store::{self, postgres::ScratchDatabase},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};

@@ -15,12 +15,8 @@ use std::{
 };
 
 use clap::{Parser, ValueEnum};
-use sinergi::audit::{
-    PendingEntry, merkle,
-    writer::{AuditWriter, index_audit_records},
-};
+use sinergi::audit::{PendingEntry, merkle};
 use sinergi::{
-    app::App,
     auth::{Authenticator, bootstrap_admin, keys::SigningKey},
     client::{AdminClient, BearerToken, issue_token, onboard_agency},
     config::{AuthConfig, Config},
@@ -29,8 +25,9 @@ use sinergi::{
         self, GetEmployerRequest, UpsertEmployerRequest,
         employer_service_client::EmployerServiceClient, get_employer_request::Key,
     },
+    server::app::App,
     store::{self, Store, postgres::ScratchDatabase},
-    task::AbortOnDrop,
+    workers::{AbortOnDrop, audit_index::index_audit_records, audit_writer::AuditWriter},
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use tonic::service::interceptor::InterceptedService;

@@ -14,21 +14,17 @@ use tonic::server::NamedService;
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::audit::{
-    layer::AuditLayer,
-    writer::{AuditWriter, Sequencer, index_audit_records},
-};
+use super::audit_layer::AuditLayer;
+use super::limits::DatabaseState;
+use super::{middleware, tls};
 use crate::auth::{Authenticator, ServiceKeys, keys::KeyError, registry::AuthRegistry};
 use crate::config::{Config, HealthConfig};
-use crate::feed::FeedHub;
 use crate::grpc::{
     FILE_DESCRIPTOR_SET, agency_admin::AgencyAdminApi, audit::AuditApi, auth::AuthApi,
     compliance::ComplianceApi, employer::EmployerApi, feed::FeedApi, inspection::InspectionApi,
     referral::ReferralApi, sanction::SanctionApi, served_methods,
 };
-use crate::limits::DatabaseState;
 use crate::metrics::{self, Metrics};
-use crate::middleware;
 use crate::proto::{
     agency_admin_service_server::AgencyAdminServiceServer,
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
@@ -37,10 +33,16 @@ use crate::proto::{
     inspection_service_server::InspectionServiceServer,
     referral_service_server::ReferralServiceServer, sanction_service_server::SanctionServiceServer,
 };
-use crate::statuses::{LargeBatches, recompute_queued_statuses};
 use crate::store::{self, Store, StoreError};
-use crate::task::AbortOnDrop;
-use crate::tls;
+use crate::workers::audit_writer::AuditWriter;
+use crate::workers::{
+    AbortOnDrop,
+    audit_index::index_audit_records,
+    feed::FeedHub,
+    retention::purge_idempotency_keys,
+    sequencer::Sequencer,
+    statuses::{LargeBatches, recompute_queued_statuses},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -292,11 +294,7 @@ impl App {
                     authenticator: Arc::clone(&self.authenticator),
                     metrics: Arc::clone(&self.metrics),
                     database,
-                    single_message_paths: served_methods()
-                        .into_iter()
-                        .filter(|method| !method.client_streaming)
-                        .map(|method| method.path)
-                        .collect(),
+                    methods: served_methods(),
                 },
                 limits,
             ))
@@ -389,22 +387,6 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     for service in SERVICES {
         health.set_service_status(service, status).await;
-    }
-}
-
-/// Purges idempotency records past their retention, hourly. Every replica runs it; the
-/// deletes are idempotent, so they need no coordination.
-async fn purge_idempotency_keys(store: Arc<dyn Store>, retention: Duration) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(3600));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let before = time::OffsetDateTime::now_utc() - retention;
-        match store.purge_idempotency_keys(before).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "idempotency records past retention purged"),
-            Err(error) => tracing::warn!(%error, "cannot purge idempotency records"),
-        }
     }
 }
 

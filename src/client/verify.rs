@@ -6,11 +6,11 @@ use std::path::Path;
 
 use tonic::transport::Channel;
 
-use super::{
+use super::BearerToken;
+use crate::audit::{
     checkpoint::{self, Checkpoint},
     merkle::{self, Frontier, Hash},
 };
-use crate::client::BearerToken;
 use crate::proto::{self, audit_service_client::AuditServiceClient};
 
 type Client =

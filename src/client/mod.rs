@@ -1,5 +1,8 @@
 //! Calling Sinergi as an agency does: obtain an access token with a client assertion, then
-//! send it with every call. Used by the command line, the benchmark and the tests.
+//! send it with every call; and check the audit log from outside ([`verify`]). Used by the
+//! command line, the benchmark and the tests.
+
+pub mod verify;
 
 use tonic::{
     Request, Status,

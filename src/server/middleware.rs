@@ -15,12 +15,15 @@ use tracing::Span;
 type GrpcRequest = http::Request<tonic::body::Body>;
 type MakeSpan = fn(&GrpcRequest) -> Span;
 
-use crate::audit::layer::AuditLayer;
 use crate::auth::{Authenticator, layer::AuthLayer};
 use crate::config::LimitsConfig;
-use crate::framing::RequestFramingLayer;
-use crate::limits::{AdmitLayer, CallerRateLimit, DatabaseState, DeadlineLayer, InFlightLimit};
+use crate::grpc::ServedMethod;
 use crate::metrics::{Metrics, MetricsLayer};
+use crate::server::audit_layer::AuditLayer;
+use crate::server::framing::RequestFramingLayer;
+use crate::server::limits::{
+    AdmitLayer, CallerRateLimit, DatabaseState, DeadlineLayer, InFlightLimit,
+};
 
 type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
 
@@ -52,8 +55,8 @@ pub struct Parts {
     pub authenticator: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
     pub database: DatabaseState,
-    /// The methods whose request is exactly one message.
-    pub single_message_paths: Vec<String>,
+    /// Every method the server implements.
+    pub methods: Vec<ServedMethod>,
 }
 
 pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
@@ -63,7 +66,10 @@ pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
         // (including the store's) can be tied to it, and failures are logged with their status.
         .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
         // Metrics: outside every gate, so refused calls are counted with their status too.
-        .layer(MetricsLayer::new(Arc::clone(&parts.metrics)))
+        .layer(MetricsLayer::new(
+            Arc::clone(&parts.metrics),
+            parts.methods.iter().map(|method| method.path.clone()),
+        ))
         // Database gate: while the health check finds the database unreachable, answer
         // UNAVAILABLE at once instead of letting every call wait out the pool's timeout.
         .layer(AdmitLayer::new(parts.database))
@@ -90,7 +96,13 @@ pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
         // Request framing: a body that breaks gRPC's message framing is answered
         // INVALID_ARGUMENT, like a message that does not decode, instead of tonic's INTERNAL;
         // innermost, as it only follows the body the service reads.
-        .layer(RequestFramingLayer::new(parts.single_message_paths))
+        .layer(RequestFramingLayer::new(
+            parts
+                .methods
+                .into_iter()
+                .filter(|method| !method.client_streaming)
+                .map(|method| method.path),
+        ))
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a

@@ -10,7 +10,8 @@ use std::{
 
 use tower::{Layer, Service};
 
-use super::{CallAudit, writer::AuditWriter};
+use crate::audit::CallAudit;
+use crate::workers::audit_writer::AuditWriter;
 
 /// Calls that carry no agency data and touch no record: health probes (made every few seconds
 /// by the orchestrator) and reflection (the published contract). Recording them would bury
@@ -96,7 +97,7 @@ where
         {
             return Box::pin(self.inner.call(request));
         }
-        let peer = crate::limits::remote_addr(request.extensions())
+        let peer = super::limits::remote_addr(request.extensions())
             .map(|addr| addr.to_string())
             .unwrap_or_default();
         // Both bounded, like everything the log stores about a caller's own words.

@@ -2,7 +2,7 @@
 //! Each refuses a call with a clear status rather than letting work queue up: a queue that
 //! grows under overload only turns a slow service into a dead one.
 //!
-//! They are stacked in [`crate::middleware`]; the three gates share [`AdmitLayer`], which
+//! They are stacked in [`crate::server::middleware`]; the three gates share [`AdmitLayer`], which
 //! decides before the call reaches the inner service and holds what it hands out (a permit)
 //! until the call has been answered.
 
