@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use sinergi::{
     client::BearerToken,
     config::Config,
-    domain::identifiers::luhn_check_digit,
     proto::{
         self, compliance_service_client::ComplianceServiceClient,
         feed_service_client::FeedServiceClient, list_non_compliant_request::Order,
@@ -17,7 +16,7 @@ use sinergi::{
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
-use super::{Measurement, drive, health_baseline, report, xorshift};
+use super::{Measurement, bench_npwp, drive, health_baseline, report, xorshift};
 
 /// A direct connection to the server's database, for setting up and watching a run.
 enum Database {
@@ -54,7 +53,11 @@ pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Durati
             sqlx::query(
                 "INSERT INTO employers (id, npwp, bpjs_tk_npp, name, name_folded, region_code, \
                  province_code, kbli, size_class, created_at, updated_at, revision) \
-                 SELECT gen_random_uuid(), '33' || lpad(i::text, 14, '0'), '', \
+                 SELECT gen_random_uuid(), '' || (ARRAY['3325','3326','3327','3375','3671'])[1 + i % 5] || '01' \
+                 || lpad((1 + (i / 9999) % 28)::text, 2, '0') \
+                 || lpad((1 + (i / 9999 / 28) % 12)::text, 2, '0') \
+                 || lpad(((i / 9999 / 28 / 12) % 100)::text, 2, '0') \
+                 || lpad((1 + i % 9999)::text, 4, '0'), '', \
                  'PT Massal ' || i, 'pt massal ' || i, \
                  (ARRAY['33.25','33.26','33.27','33.75','36.71'])[1 + i % 5], \
                  CASE WHEN i % 5 = 4 THEN '36' ELSE '33' END, '13134', \
@@ -71,7 +74,10 @@ pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Durati
                 "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1 - 1) \
                  INSERT INTO employers (id, npwp, bpjs_tk_npp, name, name_folded, region_code, \
                  province_code, kbli, size_class, created_at, updated_at, revision) \
-                 SELECT randomblob(16), '33' || printf('%014d', i), '', 'PT Massal ' || i, \
+                 SELECT randomblob(16), CASE i % 5 WHEN 0 THEN '3325' WHEN 1 THEN '3326' \
+                 WHEN 2 THEN '3327' WHEN 3 THEN '3375' ELSE '3671' END || '01' \
+                 || printf('%02d%02d%02d%04d', 1 + (i / 9999) % 28, 1 + (i / 9999 / 28) % 12, \
+                 (i / 9999 / 28 / 12) % 100, 1 + i % 9999), '', 'PT Massal ' || i, \
                  'pt massal ' || i, \
                  CASE i % 5 WHEN 0 THEN '33.25' WHEN 1 THEN '33.26' WHEN 2 THEN '33.27' \
                  WHEN 3 THEN '33.75' ELSE '36.71' END, \
@@ -87,12 +93,6 @@ pub async fn load_registry(config: &Config, count: u64) -> anyhow::Result<Durati
         }
     }
     Ok(started.elapsed())
-}
-
-/// A valid NPWP of employer `i` (an old 15-digit number, in its 16-digit form).
-fn npwp(i: u64) -> String {
-    let body = format!("{:08}", i % 100_000_000);
-    format!("0{body}{}000000", luhn_check_digit(&body))
 }
 
 /// Workers of employer `i`, and how many of them a BPJS registered: a mix of compliant
@@ -118,7 +118,7 @@ fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
     let (total, _) = workforce_of(i);
     proto::BulkSubmitReportsRequest {
         item: Some(proto::ReportSubmission {
-            employer: Some(report_submission::Employer::EmployerNpwp(npwp(i))),
+            employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
             period: period(),
             figures: Some(report_submission::Figures::Workforce(
                 proto::WorkforceFigures {
@@ -137,7 +137,7 @@ fn registration_item(i: u64) -> proto::BulkSubmitReportsRequest {
     let in_arrears = i.is_multiple_of(11);
     proto::BulkSubmitReportsRequest {
         item: Some(proto::ReportSubmission {
-            employer: Some(report_submission::Employer::EmployerNpwp(npwp(i))),
+            employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
             period: period(),
             figures: Some(report_submission::Figures::Registration(
                 proto::RegistrationFigures {
@@ -200,7 +200,7 @@ async fn baseline_load(config: &Config, count: u64) -> anyhow::Result<Duration> 
         let (total, registered) = workforce_of(i);
         format!(
             "{},2026-10,{registered},{total},\"{{\"\"registered\"\":{registered}}}\"\n",
-            npwp(i)
+            bench_npwp(i)
         )
     };
     match Database::open(config).await? {
@@ -241,7 +241,7 @@ async fn baseline_load(config: &Config, count: u64) -> anyhow::Result<Duration> 
                 );
                 insert.push_values(start..count.min(start + 1000), |mut row, i| {
                     let (total, registered) = workforce_of(i);
-                    row.push_bind(npwp(i))
+                    row.push_bind(bench_npwp(i))
                         .push_bind("2026-10")
                         .push_bind(i64::from(registered))
                         .push_bind(i64::from(total))

@@ -208,11 +208,27 @@ fn xorshift(mut x: u64) -> u64 {
     x
 }
 
+/// The NPWP of bench employer `i`: a resident's NIK, valid as the NPWP check reads one, in the
+/// regency the employer is placed in (`REGIONS[i % 5]`), district 01, with the birth date and
+/// serial counting `i` (unique up to 336 million). The compliance suite's bulk load writes
+/// the same numbers in SQL.
+pub fn bench_npwp(i: u64) -> String {
+    const PREFIXES: [&str; 5] = ["3325", "3326", "3327", "3375", "3671"];
+    let rest = i / 9999;
+    format!(
+        "{}01{:02}{:02}{:02}{:04}",
+        PREFIXES[(i % 5) as usize],
+        1 + rest % 28,
+        1 + rest / 28 % 12,
+        rest / 28 / 12 % 100,
+        1 + i % 9999
+    )
+}
+
 fn bench_employer(i: usize) -> proto::Employer {
     let regions = ["33.25", "33.26", "33.27", "33.75", "36.71"];
     proto::Employer {
-        // 16-digit NPWPs that do not start with 0 (a resident's NIK) carry no check digit.
-        npwp: format!("33{:014}", i),
+        npwp: bench_npwp(i as u64),
         nib: format!("{:013}", 9_000_000_000_000u64 + i as u64),
         name: format!("PT Bench {i:06}"),
         region: Some(proto::RegionCode {
