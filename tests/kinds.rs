@@ -10,24 +10,12 @@ use sinergi::{
     audit::CallAudit,
     domain::agency::{AgencyId, AgencyKind, NewGrant},
     domain::scope::Scope,
+    grpc::convert::agency_kind_to_proto,
     proto,
 };
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
 use uuid::Uuid;
-
-fn proto_kind(kind: AgencyKind) -> proto::AgencyKind {
-    match kind {
-        AgencyKind::Disnaker => proto::AgencyKind::Disnaker,
-        AgencyKind::DisnakertransProvinsi => proto::AgencyKind::DisnakertransProvinsi,
-        AgencyKind::BpjsKesehatan => proto::AgencyKind::BpjsKesehatan,
-        AgencyKind::BpjsKetenagakerjaan => proto::AgencyKind::BpjsKetenagakerjaan,
-        AgencyKind::Kejaksaan => proto::AgencyKind::Kejaksaan,
-        AgencyKind::LicensingOffice => proto::AgencyKind::LicensingOffice,
-        AgencyKind::Forum => proto::AgencyKind::Forum,
-        AgencyKind::Admin => proto::AgencyKind::Admin,
-    }
-}
 
 /// One call that needs `scope`, with a request the handler judges only after the scope.
 async fn call_needing(app: &TestApp, token: &str, scope: Scope) -> Result<(), tonic::Status> {
@@ -132,7 +120,7 @@ async fn each_kind_holds_only_the_scopes_of_its_row(app: TestApp) {
         .expect("the app's database");
     let mut legacy_grants = 0;
     for kind in AgencyKind::ALL {
-        let agency = app.agency(proto_kind(kind), &[]).await;
+        let agency = app.agency(agency_kind_to_proto(kind), &[]).await;
         let refused: Vec<Scope> = Scope::ALL
             .into_iter()
             .filter(|scope| !kind.may_hold(*scope))

@@ -114,7 +114,7 @@ pub fn agency_kind(value: i32) -> Result<AgencyKind, String> {
     }
 }
 
-fn agency_kind_to_proto(kind: AgencyKind) -> proto::AgencyKind {
+pub fn agency_kind_to_proto(kind: AgencyKind) -> proto::AgencyKind {
     use proto::AgencyKind as P;
     match kind {
         AgencyKind::Disnaker => P::Disnaker,
