@@ -75,8 +75,8 @@ pub struct Cases {
 
 impl Cases {
     /// One page of the cases `filter` selects (newest first), each taken as its kind by `kind`
-    /// (e.g. [`as_inspection`]), and the next page's token, bound to `fingerprint`.
-    /// A page of cases, each noted in the call's audit entry as touched.
+    /// (e.g. [`as_inspection`]) and noted in the call's audit entry as touched, and the next
+    /// page's token, bound to `fingerprint`.
     #[allow(clippy::too_many_arguments)]
     pub async fn page<T>(
         &self,

@@ -18,11 +18,12 @@ use super::{
     WriteCall, call_audit, check_readable, convert, cursor_of, idempotency_key, page_size_of,
     principal, split_page, within_grant, write_call,
 };
+use crate::audit::CallAudit;
 use crate::auth::AuthError;
 use crate::auth::principal::Principal;
 use crate::domain::ValidationError;
 use crate::domain::compliance::{
-    EmployerFacts, EmployerRef, NewReport, NonCompliantCursor, NonCompliantOrder,
+    ComplianceStatus, EmployerFacts, EmployerRef, NewReport, NonCompliantCursor, NonCompliantOrder,
     NonCompliantQuery, Period, ProgrammeGroup, compute_status, today_wib,
 };
 use crate::domain::employer::EmployerKey;
@@ -481,11 +482,7 @@ impl ComplianceService for ComplianceApi {
                         )
                     })
             })
-            .inspect(|status| {
-                for source in &status.derived_from {
-                    audit.read_records_of(&source.source_agency);
-                }
-            })
+            .inspect(|status| note_sources(&audit, status))
             .map(convert::compliance_status)
             .collect();
         Ok(Response::new(proto::GetComplianceStatusResponse {
@@ -567,9 +564,7 @@ impl ComplianceService for ComplianceApi {
         });
         for entry in &entries {
             audit.touch(entry.status.employer_id.to_string());
-            for source in &entry.status.derived_from {
-                audit.read_records_of(&source.source_agency);
-            }
+            note_sources(&audit, &entry.status);
         }
         Ok(Response::new(proto::ListNonCompliantResponse {
             employers: entries
@@ -637,5 +632,13 @@ impl ComplianceService for ComplianceApi {
             total: Some(coverage_figures(region, &rows)),
             breakdown,
         }))
+    }
+}
+
+/// Notes in the call's audit entry the agencies whose reports `status` was derived from, so
+/// that each finds the call among those on its records.
+fn note_sources(audit: &CallAudit, status: &ComplianceStatus) {
+    for source in &status.derived_from {
+        audit.read_records_of(&source.source_agency);
     }
 }
