@@ -1,11 +1,16 @@
 //! What inspections, sanction tracks and referrals have in common: a history of steps that is only
-//! ever appended to, dates as the letters carry them, and the rule that a step out of order is
-//! refused with the steps that would have been allowed.
+//! ever appended to, dates as the letters carry them, the rule that a step out of order is
+//! refused with the steps that would have been allowed, and the [`Case`] face every lifecycle
+//! shows to the code that stores, lists and audits cases. Nothing here names a lifecycle: they
+//! build on this module, and [`super::case_record`] gathers them for the store.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Weekday};
+use uuid::Uuid;
 
-use super::agency::AgencyKind;
+use super::agency::{AgencyId, AgencyKind};
 use super::compliance::{FIRST_YEAR, ProgrammeGroup};
 
 pub const NOTE_MAX_CHARS: usize = 2000;
@@ -45,6 +50,70 @@ pub fn group_run_by(kind: AgencyKind) -> Option<ProgrammeGroup> {
     ProgrammeGroup::ALL
         .into_iter()
         .find(|group| group.operator() == kind)
+}
+
+/// What every kind of case answers alike, for storing, listing and auditing it.
+pub trait Case {
+    fn id(&self) -> Uuid;
+    fn employer_id(&self) -> Uuid;
+    /// The employer's regency or city when the case was opened.
+    fn region_code(&self) -> &str;
+    /// Counts the case's stored versions: 1 when opened, one more with every step.
+    fn revision(&self) -> i64;
+    fn set_revision(&mut self, revision: i64);
+    /// The history, oldest step first.
+    fn steps(&self) -> Box<dyn Iterator<Item = &CaseStep> + '_>;
+    fn facets(&self) -> CaseFacets;
+
+    /// The agencies that wrote the case: whoever opened it or took one of its steps.
+    fn writers(&self) -> BTreeSet<&str> {
+        self.steps().map(|step| step.actor.as_str()).collect()
+    }
+}
+
+/// The [`Case`] accessors every lifecycle answers from its fields of the same names.
+macro_rules! case_fields {
+    () => {
+        fn id(&self) -> uuid::Uuid {
+            self.id
+        }
+
+        fn employer_id(&self) -> uuid::Uuid {
+            self.employer_id
+        }
+
+        fn region_code(&self) -> &str {
+            &self.region_code
+        }
+
+        fn revision(&self) -> i64 {
+            self.revision
+        }
+
+        fn set_revision(&mut self, revision: i64) {
+            self.revision = revision;
+        }
+    };
+}
+pub(crate) use case_fields;
+
+/// What listings of cases filter and sort on, the same for every kind of case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacets {
+    /// The agency that opened the case and answers for it.
+    pub owner_agency: String,
+    /// The case's other party (the joint BPJS agency, the licensing office, the Kejari).
+    pub counterpart_agency: Option<String>,
+    pub programme_group: Option<ProgrammeGroup>,
+    /// The case's own reference number, where it has one (an SKK number).
+    pub reference: Option<String>,
+    pub status: &'static str,
+    pub is_open: bool,
+    pub opened_at: OffsetDateTime,
+    pub closed_at: Option<OffsetDateTime>,
+    /// The day the case waits for: a response, the end of a warning, a payment.
+    pub due_on: Option<Date>,
+    pub amount_recovered: u64,
 }
 
 /// What a new case concerns: its id (chosen before it is stored, so the call's audit entry can
@@ -109,6 +178,60 @@ pub enum StepError {
     Invalid(#[from] super::ValidationError),
 }
 
+impl CaseStep {
+    /// The history entry of `step`, taken by `actor` at `now`, that left the case `status_after`.
+    pub fn taken(
+        step: &str,
+        status_after: &str,
+        actor: &AgencyId,
+        now: OffsetDateTime,
+        taken: StepTaken,
+    ) -> Self {
+        Self {
+            step: step.to_owned(),
+            status_after: status_after.to_owned(),
+            actor: actor.to_string(),
+            recorded_at: now,
+            effective_on: taken.effective_on,
+            note: taken.note,
+            document_ref: taken.document_ref,
+        }
+    }
+}
+
+/// What a caller says of every step it takes, checked: when it took effect and the letter or
+/// note that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTaken {
+    pub effective_on: Date,
+    pub note: String,
+    pub document_ref: String,
+}
+
+/// The step asked for and what is said of it, once validation found nothing wrong: each part
+/// is `None` only where a violation was recorded.
+pub fn checked_step<S>(
+    step: Option<S>,
+    effective_on: Option<Date>,
+    note: Option<String>,
+    document_ref: Option<String>,
+) -> Result<(S, StepTaken), super::ValidationError> {
+    match (step, effective_on, note, document_ref) {
+        (Some(step), Some(effective_on), Some(note), Some(document_ref)) => Ok((
+            step,
+            StepTaken {
+                effective_on,
+                note,
+                document_ref,
+            },
+        )),
+        _ => Err(super::ValidationError::single(
+            "step",
+            "the step could not be read",
+        )),
+    }
+}
+
 /// What a step is, for the checks every step passes first.
 pub struct NextStep {
     pub case: &'static str,
@@ -122,6 +245,26 @@ pub struct NextStep {
 }
 
 impl NextStep {
+    /// The step `attempted` on `case` (named `name` in refusals), which stands at `status` and
+    /// allows `allowed` next.
+    pub fn on(
+        case: &dyn Case,
+        name: &'static str,
+        status: &'static str,
+        attempted: &'static str,
+        allowed: impl IntoIterator<Item = &'static str>,
+        taken: &StepTaken,
+    ) -> Self {
+        Self {
+            case: name,
+            status,
+            attempted,
+            allowed: allowed.into_iter().collect(),
+            previous: case.steps().last().map(|last| last.effective_on),
+            on: taken.effective_on,
+        }
+    }
+
     /// Refuses a step the lifecycle does not allow now, or one dated before the previous step.
     pub fn check(self) -> Result<(), StepError> {
         if !self.allowed.contains(&self.attempted) {
@@ -274,73 +417,5 @@ mod tests {
             "RECORD_UNDERTAKING is not allowed while the referral is SKK_RECEIVED; allowed next: \
              SEND_DEMAND, FAIL"
         );
-    }
-}
-
-/// A case of any kind, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CaseRecord {
-    Inspection(super::inspection::Inspection),
-    Sanction(super::sanction::SanctionTrack),
-    Referral(super::referral::Referral),
-}
-
-named_enum!(
-    /// The kinds of case.
-    CaseKind {
-        Inspection => "inspection",
-        Sanction => "sanction",
-        Referral => "referral",
-    }
-);
-
-impl CaseRecord {
-    pub fn kind(&self) -> CaseKind {
-        match self {
-            Self::Inspection(_) => CaseKind::Inspection,
-            Self::Sanction(_) => CaseKind::Sanction,
-            Self::Referral(_) => CaseKind::Referral,
-        }
-    }
-
-    pub fn id(&self) -> uuid::Uuid {
-        match self {
-            Self::Inspection(case) => case.id,
-            Self::Sanction(case) => case.id,
-            Self::Referral(case) => case.id,
-        }
-    }
-
-    pub fn employer_id(&self) -> uuid::Uuid {
-        match self {
-            Self::Inspection(case) => case.employer_id,
-            Self::Sanction(case) => case.employer_id,
-            Self::Referral(case) => case.employer_id,
-        }
-    }
-
-    /// The agencies that wrote the case: whoever opened it or took one of its steps.
-    pub fn writers(&self) -> std::collections::BTreeSet<&str> {
-        match self {
-            Self::Inspection(case) => case.history.iter().map(|s| s.actor.as_str()).collect(),
-            Self::Sanction(case) => case.history.iter().map(|r| r.step.actor.as_str()).collect(),
-            Self::Referral(case) => case.history.iter().map(|s| s.actor.as_str()).collect(),
-        }
-    }
-
-    pub fn revision(&self) -> i64 {
-        match self {
-            Self::Inspection(case) => case.revision,
-            Self::Sanction(case) => case.revision,
-            Self::Referral(case) => case.revision,
-        }
-    }
-
-    pub fn set_revision(&mut self, revision: i64) {
-        match self {
-            Self::Inspection(case) => case.revision = revision,
-            Self::Sanction(case) => case.revision = revision,
-            Self::Referral(case) => case.revision = revision,
-        }
     }
 }

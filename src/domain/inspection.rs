@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, NextStep, PreconditionError, StepError, Subject, any_date, day_text, document_ref,
-    effective_date, named_enum, note,
+    Case, CaseFacets, CaseStep, NextStep, PreconditionError, StepError, StepTaken, Subject,
+    any_date, case_fields, checked_step, day_text, document_ref, effective_date, named_enum, note,
 };
 use super::compliance::ComplianceStatus;
 use super::{ValidationError, Violations};
@@ -70,11 +70,9 @@ pub struct Inspection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRequest {
     pub step: InspectionStep,
-    pub effective_on: Date,
+    pub taken: StepTaken,
     pub response_due: Option<Date>,
     pub outcome: Option<InspectionOutcome>,
-    pub note: String,
-    pub document_ref: String,
 }
 
 /// The fields of an AdvanceInspection request.
@@ -122,20 +120,13 @@ impl StepFields<'_> {
             violations.add("outcome", "closing needs an outcome");
         }
         violations.finish()?;
-        match (self.step, effective_on, note, document) {
-            (Some(step), Some(effective_on), Some(note), Some(document_ref)) => Ok(StepRequest {
-                step,
-                effective_on,
-                response_due: if is_nota { response_due } else { None },
-                outcome: self.outcome,
-                note,
-                document_ref,
-            }),
-            _ => Err(ValidationError::single(
-                "step",
-                "the step could not be read",
-            )),
-        }
+        let (step, taken) = checked_step(self.step, effective_on, note, document)?;
+        Ok(StepRequest {
+            step,
+            taken,
+            response_due: if is_nota { response_due } else { None },
+            outcome: self.outcome,
+        })
     }
 }
 
@@ -161,15 +152,17 @@ impl Inspection {
             response_due: None,
             opened_at: now,
             closed_at: None,
-            history: vec![CaseStep {
-                step: OPEN_STEP.into(),
-                status_after: InspectionStatus::Open.as_str().into(),
-                actor: inspector.to_string(),
-                recorded_at: now,
-                effective_on: opened_on,
-                note,
-                document_ref: String::new(),
-            }],
+            history: vec![CaseStep::taken(
+                OPEN_STEP,
+                InspectionStatus::Open.as_str(),
+                inspector,
+                now,
+                StepTaken {
+                    effective_on: opened_on,
+                    note,
+                    document_ref: String::new(),
+                },
+            )],
             revision: 1,
         }
     }
@@ -217,18 +210,16 @@ impl Inspection {
                 self.inspecting_agency
             )));
         }
-        NextStep {
-            case: "inspection",
-            status: self.status.as_str(),
-            attempted: request.step.as_str(),
-            allowed: self
-                .allowed_steps(request.effective_on)
+        NextStep::on(
+            self,
+            "inspection",
+            self.status.as_str(),
+            request.step.as_str(),
+            self.allowed_steps(request.taken.effective_on)
                 .iter()
-                .map(|s| s.as_str())
-                .collect(),
-            previous: self.history.last().map(|last| last.effective_on),
-            on: request.effective_on,
-        }
+                .map(|s| s.as_str()),
+            &request.taken,
+        )
         .check()?;
         let status = match request.step {
             InspectionStep::IssueNotaI => InspectionStatus::NotaI,
@@ -252,20 +243,41 @@ impl Inspection {
         };
         self.response_due = request.response_due;
         self.status = status;
-        self.history.push(CaseStep {
-            step: request.step.as_str().into(),
-            status_after: status.as_str().into(),
-            actor: actor.to_string(),
-            recorded_at: now,
-            effective_on: request.effective_on,
-            note: request.note,
-            document_ref: request.document_ref,
-        });
+        self.history.push(CaseStep::taken(
+            request.step.as_str(),
+            status.as_str(),
+            actor,
+            now,
+            request.taken,
+        ));
         Ok(())
     }
 
     pub fn is_overdue(&self, today: Date) -> bool {
         self.status != InspectionStatus::Closed && self.response_due.is_some_and(|due| due < today)
+    }
+}
+
+impl Case for Inspection {
+    case_fields!();
+
+    fn steps(&self) -> Box<dyn Iterator<Item = &CaseStep> + '_> {
+        Box::new(self.history.iter())
+    }
+
+    fn facets(&self) -> CaseFacets {
+        CaseFacets {
+            owner_agency: self.inspecting_agency.clone(),
+            counterpart_agency: self.joint_agency.clone(),
+            programme_group: None,
+            reference: None,
+            status: self.status.as_str(),
+            is_open: self.closed_at.is_none(),
+            opened_at: self.opened_at,
+            closed_at: self.closed_at,
+            due_on: self.response_due,
+            amount_recovered: 0,
+        }
     }
 }
 
@@ -277,11 +289,13 @@ mod tests {
     fn request(step: InspectionStep, on: Date, due: Option<Date>) -> StepRequest {
         StepRequest {
             step,
-            effective_on: on,
+            taken: StepTaken {
+                effective_on: on,
+                note: String::new(),
+                document_ref: "N/1".into(),
+            },
             response_due: due,
             outcome: Some(InspectionOutcome::RecommendedForSanction),
-            note: String::new(),
-            document_ref: "N/1".into(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! rules can be read, tested and reused without either.
 
 pub mod agency;
+pub mod case_record;
 pub mod cases;
 pub mod compliance;
 pub mod employer;

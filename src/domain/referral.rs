@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, NextStep, PreconditionError, StepError, Subject, day_text, days_between,
-    document_ref, effective_date, named_enum, note, past_date,
+    Case, CaseFacets, CaseStep, NextStep, PreconditionError, StepError, StepTaken, Subject,
+    case_fields, checked_step, day_text, days_between, document_ref, effective_date, named_enum,
+    note, past_date,
 };
 use super::compliance::{ComplianceStatus, ProgrammeGroup, Report};
 use super::{ValidationError, Violations};
@@ -252,12 +253,10 @@ fn skk_number(text: &str) -> Result<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRequest {
     pub step: ReferralStep,
-    pub effective_on: Date,
+    pub taken: StepTaken,
     pub due_on: Option<Date>,
     pub instalments: Vec<Instalment>,
     pub amount_recovered: u64,
-    pub note: String,
-    pub document_ref: String,
 }
 
 /// The fields of an AdvanceReferral request.
@@ -351,21 +350,14 @@ impl StepFields<'_> {
             }
         }
         violations.finish()?;
-        match (step, effective_on, note, document_ref) {
-            (Some(step), Some(effective_on), Some(note), Some(document_ref)) => Ok(StepRequest {
-                step,
-                effective_on,
-                due_on,
-                instalments,
-                amount_recovered: self.amount_recovered,
-                note,
-                document_ref,
-            }),
-            _ => Err(ValidationError::single(
-                "step",
-                "the step could not be read",
-            )),
-        }
+        let (step, taken) = checked_step(step, effective_on, note, document_ref)?;
+        Ok(StepRequest {
+            step,
+            taken,
+            due_on,
+            instalments,
+            amount_recovered: self.amount_recovered,
+        })
     }
 }
 
@@ -390,15 +382,17 @@ impl Referral {
         }
         Ok(Self {
             id: subject.id,
-            history: vec![CaseStep {
-                step: ISSUE_SKK.into(),
-                status_after: ReferralStatus::SkkIssued.as_str().into(),
-                actor: bpjs.to_string(),
-                recorded_at: now,
-                effective_on: new.skk_date,
-                note: new.note,
-                document_ref: new.skk_number.clone(),
-            }],
+            history: vec![CaseStep::taken(
+                ISSUE_SKK,
+                ReferralStatus::SkkIssued.as_str(),
+                bpjs,
+                now,
+                StepTaken {
+                    effective_on: new.skk_date,
+                    note: new.note,
+                    document_ref: new.skk_number.clone(),
+                },
+            )],
             skk_number: new.skk_number,
             skk_date: new.skk_date,
             employer_id: subject.employer_id,
@@ -433,19 +427,14 @@ impl Referral {
                 self.kejari_agency
             )));
         }
-        NextStep {
-            case: "referral",
-            status: self.status.as_str(),
-            attempted: request.step.as_str(),
-            allowed: self
-                .status
-                .allowed_steps()
-                .iter()
-                .map(|s| s.as_str())
-                .collect(),
-            previous: self.history.last().map(|last| last.effective_on),
-            on: request.effective_on,
-        }
+        NextStep::on(
+            self,
+            "referral",
+            self.status.as_str(),
+            request.step.as_str(),
+            self.status.allowed_steps().iter().map(|s| s.as_str()),
+            &request.taken,
+        )
         .check()?;
         let status = request.step.leads_to();
         match request.step {
@@ -463,20 +452,41 @@ impl Referral {
             self.closed_at = Some(now);
         }
         self.status = status;
-        self.history.push(CaseStep {
-            step: request.step.as_str().into(),
-            status_after: status.as_str().into(),
-            actor: actor.to_string(),
-            recorded_at: now,
-            effective_on: request.effective_on,
-            note: request.note,
-            document_ref: request.document_ref,
-        });
+        self.history.push(CaseStep::taken(
+            request.step.as_str(),
+            status.as_str(),
+            actor,
+            now,
+            request.taken,
+        ));
         Ok(())
     }
 
     pub fn is_overdue(&self, today: Date) -> bool {
         self.status.is_open() && self.due_on.is_some_and(|due| due < today)
+    }
+}
+
+impl Case for Referral {
+    case_fields!();
+
+    fn steps(&self) -> Box<dyn Iterator<Item = &CaseStep> + '_> {
+        Box::new(self.history.iter())
+    }
+
+    fn facets(&self) -> CaseFacets {
+        CaseFacets {
+            owner_agency: self.bpjs_agency.clone(),
+            counterpart_agency: Some(self.kejari_agency.clone()),
+            programme_group: Some(self.group),
+            reference: Some(self.skk_number.clone()),
+            status: self.status.as_str(),
+            is_open: self.status.is_open(),
+            opened_at: self.opened_at,
+            closed_at: self.closed_at,
+            due_on: self.due_on,
+            amount_recovered: self.amount_recovered,
+        }
     }
 }
 
@@ -544,12 +554,14 @@ mod tests {
     fn step(step: ReferralStep, on: Date) -> StepRequest {
         StepRequest {
             step,
-            effective_on: on,
+            taken: StepTaken {
+                effective_on: on,
+                note: String::new(),
+                document_ref: String::new(),
+            },
             due_on: None,
             instalments: vec![],
             amount_recovered: 0,
-            note: String::new(),
-            document_ref: String::new(),
         }
     }
 

@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
-    CaseStep, NextStep, PreconditionError, StepError, Subject, add_working_days, day_text,
-    document_ref, effective_date, named_enum, note,
+    Case, CaseFacets, CaseStep, NextStep, PreconditionError, StepError, StepTaken, Subject,
+    add_working_days, case_fields, checked_step, day_text, document_ref, effective_date,
+    named_enum, note,
 };
 use super::compliance::{Category, ComplianceStatus, ProgrammeGroup};
 use super::{ValidationError, Violations};
@@ -117,9 +118,7 @@ pub struct SanctionTrack {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRequest {
     pub step: SanctionStep,
-    pub effective_on: Date,
-    pub document_ref: String,
-    pub note: String,
+    pub taken: StepTaken,
     pub fine_amount: u64,
     pub services: Vec<WithheldService>,
 }
@@ -165,20 +164,13 @@ impl StepFields<'_> {
             _ => {}
         }
         violations.finish()?;
-        match (self.step, effective_on, document, note) {
-            (Some(step), Some(effective_on), Some(document_ref), Some(note)) => Ok(StepRequest {
-                step,
-                effective_on,
-                document_ref,
-                note,
-                fine_amount: self.fine_amount,
-                services,
-            }),
-            _ => Err(ValidationError::single(
-                "step",
-                "the step could not be read",
-            )),
-        }
+        let (step, taken) = checked_step(self.step, effective_on, note, document)?;
+        Ok(StepRequest {
+            step,
+            taken,
+            fine_amount: self.fine_amount,
+            services,
+        })
     }
 }
 
@@ -229,22 +221,20 @@ impl SanctionTrack {
             fine_amount: 0,
             withheld: Vec::new(),
             warning_period_end: Some(add_working_days(
-                request.effective_on,
+                request.taken.effective_on,
                 WARNING_PERIOD_WORKING_DAYS,
             )),
             licensing_agency: None,
             opened_at: now,
             closed_at: None,
             history: vec![SanctionStepRecord {
-                step: CaseStep {
-                    step: request.step.as_str().into(),
-                    status_after: status.as_str().into(),
-                    actor: bpjs.to_string(),
-                    recorded_at: now,
-                    effective_on: request.effective_on,
-                    note: request.note,
-                    document_ref: request.document_ref,
-                },
+                step: CaseStep::taken(
+                    request.step.as_str(),
+                    status.as_str(),
+                    bpjs,
+                    now,
+                    request.taken,
+                ),
                 justified_by: Some(justified_by),
             }],
             revision: 1,
@@ -277,23 +267,18 @@ impl SanctionTrack {
                 request.step.as_str()
             )));
         }
-        NextStep {
-            case: "sanction track",
-            status: self.status.as_str(),
-            attempted: request.step.as_str(),
-            allowed: self
-                .status
-                .allowed_steps()
-                .iter()
-                .map(|s| s.as_str())
-                .collect(),
-            previous: self.history.last().map(|last| last.step.effective_on),
-            on: request.effective_on,
-        }
+        NextStep::on(
+            self,
+            "sanction track",
+            self.status.as_str(),
+            request.step.as_str(),
+            self.status.allowed_steps().iter().map(|s| s.as_str()),
+            &request.taken,
+        )
         .check()?;
         if matches!(request.step, SanctionStep::Warning2 | SanctionStep::Fine)
             && let Some(end) = self.warning_period_end
-            && request.effective_on <= end
+            && request.taken.effective_on <= end
         {
             return Err(PreconditionError(format!(
                 "the current warning runs until {end}; the next step may be dated from the day \
@@ -308,7 +293,7 @@ impl SanctionTrack {
             SanctionStep::Warning2 => {
                 justified_by = Some(non_compliant(status_now, self.group)?);
                 self.warning_period_end = Some(add_working_days(
-                    request.effective_on,
+                    request.taken.effective_on,
                     WARNING_PERIOD_WORKING_DAYS,
                 ));
                 SanctionStatus::Warning2
@@ -351,18 +336,39 @@ impl SanctionTrack {
         }
         self.status = status;
         self.history.push(SanctionStepRecord {
-            step: CaseStep {
-                step: request.step.as_str().into(),
-                status_after: status.as_str().into(),
-                actor: actor.to_string(),
-                recorded_at: now,
-                effective_on: request.effective_on,
-                note: request.note,
-                document_ref: request.document_ref,
-            },
+            step: CaseStep::taken(
+                request.step.as_str(),
+                status.as_str(),
+                actor,
+                now,
+                request.taken,
+            ),
             justified_by,
         });
         Ok(())
+    }
+}
+
+impl Case for SanctionTrack {
+    case_fields!();
+
+    fn steps(&self) -> Box<dyn Iterator<Item = &CaseStep> + '_> {
+        Box::new(self.history.iter().map(|record| &record.step))
+    }
+
+    fn facets(&self) -> CaseFacets {
+        CaseFacets {
+            owner_agency: self.bpjs_agency.clone(),
+            counterpart_agency: self.licensing_agency.clone(),
+            programme_group: Some(self.group),
+            reference: None,
+            status: self.status.as_str(),
+            is_open: self.status.is_open(),
+            opened_at: self.opened_at,
+            closed_at: self.closed_at,
+            due_on: self.warning_period_end,
+            amount_recovered: 0,
+        }
     }
 }
 
@@ -401,9 +407,11 @@ mod tests {
     fn request(step: SanctionStep, on: Date) -> StepRequest {
         StepRequest {
             step,
-            effective_on: on,
-            document_ref: "B/1".into(),
-            note: String::new(),
+            taken: StepTaken {
+                effective_on: on,
+                note: String::new(),
+                document_ref: "B/1".into(),
+            },
             fine_amount: 1000,
             services: vec![WithheldService::BusinessLicence],
         }

@@ -1,15 +1,18 @@
 //! What the inspection, sanction and referral services share: finding the employer and the case,
-//! the etag a step is taken on, and storing a case with its audit entry and feed event.
+//! the etag a step is taken on, storing a case with its audit entry and feed event, reading one
+//! within a grant, and paging through listings. What differs between them (who takes which step,
+//! who reads what) stays in each service and its lifecycle.
 
 use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{WriteCall, cursor_of, split_page};
+use super::{WriteCall, check_readable, cursor_of, page_size_of, split_page};
 use crate::audit::CallAudit;
 use crate::auth::AuthError;
-use crate::domain::cases::{CaseRecord, Subject};
+use crate::domain::case_record::{CaseRecord, KindOfCase};
+use crate::domain::cases::Subject;
 use crate::domain::compliance::{ComplianceStatus, ProgrammeGroup, today_wib};
 use crate::domain::employer::{Employer, EmployerKey};
 use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
@@ -73,29 +76,72 @@ pub struct Cases {
     pub store: Arc<dyn Store>,
 }
 
+/// What a listing of cases asks for beyond the page: the filter built so far, the region
+/// asked for, and the page's size.
+pub struct Listing {
+    pub filter: CaseFilter,
+    pub region: Option<RegionCode>,
+    pub page_size: u32,
+}
+
+impl Listing {
+    /// A listing of cases of kind `C` in `region_prefix`, narrowed to `readable` where the
+    /// reader's grant bounds what it sees (`None` where another rule does), about the employer
+    /// `employer_id` if one is given.
+    pub fn of<C: KindOfCase>(
+        readable: Option<&RegionScope>,
+        scope: Scope,
+        region_prefix: Option<proto::RegionCode>,
+        employer_id: &str,
+        page_size: i32,
+    ) -> Result<Self, ApiError> {
+        let region = self::region_prefix(region_prefix)?;
+        let mut filter = CaseFilter::of(C::KIND);
+        filter.within = match readable {
+            Some(readable) => listing_regions(readable, region.as_ref(), scope)?,
+            None => region.as_ref().map(|region| vec![region.clone()]),
+        };
+        if !employer_id.trim().is_empty() {
+            filter.employer = Some(uuid_field(employer_id, "employer_id")?);
+        }
+        Ok(Self {
+            filter,
+            region,
+            page_size: page_size_of(page_size)?,
+        })
+    }
+
+    /// The region asked for, as the page token's fingerprint records it.
+    pub fn region_text(&self) -> &str {
+        self.region.as_ref().map_or("", |region| region.as_str())
+    }
+}
+
 impl Cases {
-    /// One page of the cases `filter` selects (newest first), each taken as its kind by `kind`
-    /// (e.g. [`as_inspection`]) and noted in the call's audit entry as touched, and the next
-    /// page's token, bound to `fingerprint`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn page<T>(
+    /// One page of the cases `listing` selects (newest first), each noted in the call's audit
+    /// entry as touched, and the next page's token, bound to `fingerprint`.
+    pub async fn page<C: KindOfCase>(
         &self,
         audit: &CallAudit,
-        filter: &CaseFilter,
+        listing: &Listing,
         page_token: &str,
         fingerprint: &str,
-        page_size: u32,
-        kind: fn(CaseRecord) -> Result<T, ApiError>,
-        id: fn(&T) -> Uuid,
-    ) -> Result<(Vec<T>, String), ApiError> {
+    ) -> Result<(Vec<C>, String), ApiError> {
         let before: Option<Uuid> = cursor_of(page_token, fingerprint)?;
-        let cases = self.store.list_cases(filter, before, page_size + 1).await?;
+        let page_size = listing.page_size;
+        let cases = self
+            .store
+            .list_cases(&listing.filter, before, page_size + 1)
+            .await?;
         // The row past the page only tells whether another page follows.
         for case in cases.iter().take(page_size as usize) {
             note_touched(audit, case);
         }
-        let cases = cases.into_iter().map(kind).collect::<Result<Vec<_>, _>>()?;
-        Ok(split_page(cases, page_size, fingerprint, id))
+        let cases = cases
+            .into_iter()
+            .map(as_kind::<C>)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(split_page(cases, page_size, fingerprint, |case| case.id()))
     }
 
     pub async fn employer(&self, id: &str, field: &str) -> Result<Employer, ApiError> {
@@ -120,13 +166,14 @@ impl Cases {
             .find(|status| status.group == group))
     }
 
-    /// The case `id`, noted in the call's audit entry as touched.
-    pub async fn case(
+    /// The case `id` of kind `C`, noted in the call's audit entry as touched; NOT_FOUND for an
+    /// id of another kind of case.
+    pub async fn case<C: KindOfCase>(
         &self,
         audit: &CallAudit,
         id: &str,
         field: &str,
-    ) -> Result<CaseRecord, ApiError> {
+    ) -> Result<C, ApiError> {
         let id = uuid_field(id, field)?;
         let case = self
             .store
@@ -134,49 +181,55 @@ impl Cases {
             .await?
             .ok_or(StoreError::NotFound("case"))?;
         note_touched(audit, &case);
+        as_kind(case)
+    }
+
+    /// The case `id` of kind `C`, for a reader whose `scope` grant covers `readable`.
+    pub async fn read<C: KindOfCase>(
+        &self,
+        audit: &CallAudit,
+        readable: &RegionScope,
+        scope: Scope,
+        id: &str,
+        field: &str,
+    ) -> Result<C, ApiError> {
+        let case: C = self.case(audit, id, field).await?;
+        check_readable(readable, scope, case.region_code())?;
         Ok(case)
     }
 
     /// Stores `case` (new when `expected_revision` is `None`) with the call's audit entry and
-    /// a feed event carrying it.
-    pub async fn save<T>(
+    /// a feed event carrying it, and answers the case as stored.
+    pub async fn save<C: KindOfCase, T>(
         &self,
         call: &WriteCall<T>,
-        case: CaseRecord,
+        case: C,
         expected_revision: Option<i64>,
         step: &str,
-    ) -> Result<CaseRecord, ApiError> {
-        let (event_type, payload, region) = match &case {
-            CaseRecord::Inspection(c) => (
-                FeedEventType::InspectionChanged,
-                FeedPayload::Inspection(c.clone()),
-                c.region_code.clone(),
-            ),
-            CaseRecord::Sanction(c) => (
-                FeedEventType::SanctionChanged,
-                FeedPayload::Sanction(c.clone()),
-                c.region_code.clone(),
-            ),
-            CaseRecord::Referral(c) => (
-                FeedEventType::ReferralChanged,
-                FeedPayload::Referral(c.clone()),
-                c.region_code.clone(),
-            ),
-        };
+    ) -> Result<C, ApiError> {
+        let region = case.region_code().to_owned();
+        let case = case.into_record();
         note_touched(&call.audit, &case);
+        let (event_type, payload) = match case.clone() {
+            CaseRecord::Inspection(c) => {
+                (FeedEventType::InspectionChanged, FeedPayload::Inspection(c))
+            }
+            CaseRecord::Sanction(c) => (FeedEventType::SanctionChanged, FeedPayload::Sanction(c)),
+            CaseRecord::Referral(mut c) => {
+                // Subscribers get the case's state; the evidence stays behind GetReferral.
+                c.evidence.reports.clear();
+                (FeedEventType::ReferralChanged, FeedPayload::Referral(c))
+            }
+        };
         let now = OffsetDateTime::now_utc();
-        let mut event = FeedEvent::new(
+        let event = FeedEvent::new(
             event_type,
             (now.unix_timestamp_nanos() / 1_000) as i64,
             &region,
             call.principal.agency_id().as_str(),
             payload,
         );
-        if let FeedPayload::Referral(referral) = &mut event.payload {
-            // Subscribers get the case's state; the evidence stays behind GetReferral.
-            referral.evidence.reports.clear();
-        }
-        let detail = format!("{} {} {}", case.kind().as_str(), case.id(), step);
+        let detail = format!("{} {} {}", case.kind().as_str(), case.case().id(), step);
         let CaseSaved { case, replayed } = self
             .store
             .save_case(&CaseWrite {
@@ -190,30 +243,13 @@ impl Cases {
         if !replayed {
             call.audit.mark_recorded();
         }
-        Ok(case)
+        as_kind(case)
     }
 }
 
-/// The case as an inspection, or NOT_FOUND (ids of other kinds of case are not inspections).
-pub fn as_inspection(case: CaseRecord) -> Result<crate::domain::inspection::Inspection, ApiError> {
-    match case {
-        CaseRecord::Inspection(inspection) => Ok(inspection),
-        _ => Err(StoreError::NotFound("inspection").into()),
-    }
-}
-
-pub fn as_sanction(case: CaseRecord) -> Result<crate::domain::sanction::SanctionTrack, ApiError> {
-    match case {
-        CaseRecord::Sanction(track) => Ok(track),
-        _ => Err(StoreError::NotFound("sanction track").into()),
-    }
-}
-
-pub fn as_referral(case: CaseRecord) -> Result<crate::domain::referral::Referral, ApiError> {
-    match case {
-        CaseRecord::Referral(referral) => Ok(referral),
-        _ => Err(StoreError::NotFound("referral").into()),
-    }
+/// The case as one of kind `C`, or NOT_FOUND: an id of another kind of case is not one of these.
+pub fn as_kind<C: KindOfCase>(case: CaseRecord) -> Result<C, ApiError> {
+    C::from_record(case).ok_or_else(|| StoreError::NotFound(C::NAME).into())
 }
 
 /// A new case about `employer`, with a fresh time-ordered id.
@@ -258,6 +294,7 @@ pub fn listing_regions(
 /// Notes in the call's audit entry the case, its employer, and the agencies that wrote it, so
 /// that each of them finds the call among those on its records.
 fn note_touched(audit: &CallAudit, case: &CaseRecord) {
+    let case = case.case();
     audit.touch(case.employer_id().to_string());
     audit.touch(case.id().to_string());
     for writer in case.writers() {

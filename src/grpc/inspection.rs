@@ -6,20 +6,16 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use super::cases::{
-    Cases, as_inspection, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    subject, today, uuid_field, wrong_kind,
+    Cases, Listing, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::write_call;
-use super::{WriteCall, check_readable, convert, page_size_of, principal};
+use super::{WriteCall, convert, principal, write_call};
 use crate::domain::agency::{AgencyId, AgencyKind};
-use crate::domain::cases::{
-    CaseKind, CaseRecord, PreconditionError, effective_date, group_run_by, note,
-};
+use crate::domain::cases::{PreconditionError, effective_date, group_run_by, note};
 use crate::domain::inspection::{Inspection, StepFields};
 use crate::domain::scope::Scope;
 use crate::error::ApiError;
 use crate::proto::{self, inspection_service_server::InspectionService};
-use crate::store::{CaseFilter, Store};
+use crate::store::Store;
 
 pub struct InspectionApi {
     cases: Cases,
@@ -101,14 +97,8 @@ impl InspectionService for InspectionApi {
             OffsetDateTime::now_utc(),
             opened_on,
         );
-        let saved = self
-            .cases
-            .save(&call, CaseRecord::Inspection(inspection), None, "OPEN")
-            .await?;
-        Ok(Response::new(convert::inspection(
-            as_inspection(saved)?,
-            today(),
-        )))
+        let saved = self.cases.save(&call, inspection, None, "OPEN").await?;
+        Ok(Response::new(convert::inspection(saved, today())))
     }
 
     async fn advance_inspection(
@@ -132,11 +122,10 @@ impl InspectionService for InspectionApi {
             document_ref: &message.document_ref,
         }
         .validate(today())?;
-        let mut inspection = as_inspection(
-            self.cases
-                .case(&call.audit, &message.inspection_id, "inspection_id")
-                .await?,
-        )?;
+        let mut inspection: Inspection = self
+            .cases
+            .case(&call.audit, &message.inspection_id, "inspection_id")
+            .await?;
         check_region(&call.writable, &inspection.region_code)?;
         check_etag(revision, inspection.revision)?;
         let step_name = step.step.as_str();
@@ -150,17 +139,9 @@ impl InspectionService for InspectionApi {
             .map_err(ApiError::from)?;
         let saved = self
             .cases
-            .save(
-                &call,
-                CaseRecord::Inspection(inspection),
-                Some(revision),
-                step_name,
-            )
+            .save(&call, inspection, Some(revision), step_name)
             .await?;
-        Ok(Response::new(convert::inspection(
-            as_inspection(saved)?,
-            today(),
-        )))
+        Ok(Response::new(convert::inspection(saved, today())))
     }
 
     async fn get_inspection(
@@ -170,12 +151,16 @@ impl InspectionService for InspectionApi {
         let principal = principal(&request)?;
         let audit = super::call_audit(&request);
         let readable = principal.require(Scope::InspectionsRead)?;
-        let inspection = as_inspection(
-            self.cases
-                .case(&audit, &request.get_ref().inspection_id, "inspection_id")
-                .await?,
-        )?;
-        check_readable(&readable, Scope::InspectionsRead, &inspection.region_code)?;
+        let inspection = self
+            .cases
+            .read(
+                &audit,
+                &readable,
+                Scope::InspectionsRead,
+                &request.get_ref().inspection_id,
+                "inspection_id",
+            )
+            .await?;
         Ok(Response::new(convert::inspection(inspection, today())))
     }
 
@@ -187,35 +172,27 @@ impl InspectionService for InspectionApi {
         let audit = super::call_audit(&request);
         let readable = principal.require(Scope::InspectionsRead)?;
         let message = request.into_inner();
-        let region = region_prefix(message.region_prefix)?;
-        let mut filter = CaseFilter::of(CaseKind::Inspection);
-        filter.within = listing_regions(&readable, region.as_ref(), Scope::InspectionsRead)?;
-        filter.status = convert::inspection_status(message.status)?.map(|s| s.as_str());
-        if !message.employer_id.trim().is_empty() {
-            filter.employer = Some(uuid_field(&message.employer_id, "employer_id")?);
-        }
+        let mut listing = Listing::of::<Inspection>(
+            Some(&readable),
+            Scope::InspectionsRead,
+            message.region_prefix,
+            &message.employer_id,
+            message.page_size,
+        )?;
+        listing.filter.status = convert::inspection_status(message.status)?.map(|s| s.as_str());
         if message.overdue_only {
-            filter.due_before = Some(today());
+            listing.filter.due_before = Some(today());
         }
-        let page_size = page_size_of(message.page_size)?;
         let fingerprint = format!(
             "inspections|{}|{}|{}|{}",
-            region.as_ref().map_or("", |r| r.as_str()),
+            listing.region_text(),
             message.status,
             message.employer_id.trim(),
             message.overdue_only
         );
-        let (page, next_page_token) = self
+        let (page, next_page_token): (Vec<Inspection>, _) = self
             .cases
-            .page(
-                &audit,
-                &filter,
-                &message.page_token,
-                &fingerprint,
-                page_size,
-                as_inspection,
-                |i| i.id,
-            )
+            .page(&audit, &listing, &message.page_token, &fingerprint)
             .await?;
         let today = today();
         Ok(Response::new(proto::ListInspectionsResponse {

@@ -7,14 +7,15 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use super::cases::{
-    Cases, as_referral, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    start_of_day, subject, today, uuid_field, wrong_kind,
+    Cases, Listing, as_kind, check_etag, check_region, listing_regions, region_prefix, revision_of,
+    start_of_day, subject, today, wrong_kind,
 };
-use super::{call_audit, convert, page_size_of, principal, write_call};
+use super::{call_audit, convert, principal, write_call};
 use crate::audit::CallAudit;
 use crate::auth::principal::Principal;
 use crate::domain::agency::AgencyKind;
-use crate::domain::cases::{CaseKind, CaseRecord, any_date, group_run_by};
+use crate::domain::case_record::KindOfCase;
+use crate::domain::cases::{any_date, group_run_by};
 use crate::domain::referral::{Evidence, Referral, ReferralRequest, Stats, StepFields};
 use crate::domain::scope::{RegionScope, Scope};
 use crate::error::ApiError;
@@ -149,7 +150,7 @@ impl ReferralService for ReferralApi {
             );
         }
         let previous = match new.previous_referral {
-            Some(id) => Some(as_referral(
+            Some(id) => Some(as_kind::<Referral>(
                 self.cases
                     .store
                     .get_case(id)
@@ -177,11 +178,8 @@ impl ReferralService for ReferralApi {
             OffsetDateTime::now_utc(),
         )
         .map_err(ApiError::from)?;
-        let saved = self
-            .cases
-            .save(&call, CaseRecord::Referral(referral), None, "ISSUE_SKK")
-            .await?;
-        Ok(Response::new(self.view(as_referral(saved)?).await?))
+        let saved = self.cases.save(&call, referral, None, "ISSUE_SKK").await?;
+        Ok(Response::new(self.view(saved).await?))
     }
 
     async fn advance_referral(
@@ -205,11 +203,10 @@ impl ReferralService for ReferralApi {
             document_ref: &message.document_ref,
         }
         .validate(today())?;
-        let mut referral = as_referral(
-            self.cases
-                .case(&call.audit, &message.referral_id, "referral_id")
-                .await?,
-        )?;
+        let mut referral: Referral = self
+            .cases
+            .case(&call.audit, &message.referral_id, "referral_id")
+            .await?;
         // The addressed Kejari is the one party that moves a referral, wherever its grant
         // reaches; anyone else is refused by the lifecycle below.
         let step_name = step.step.as_str();
@@ -224,14 +221,9 @@ impl ReferralService for ReferralApi {
         check_etag(revision, referral.revision)?;
         let saved = self
             .cases
-            .save(
-                &call,
-                CaseRecord::Referral(referral),
-                Some(revision),
-                step_name,
-            )
+            .save(&call, referral, Some(revision), step_name)
             .await?;
-        Ok(Response::new(self.view(as_referral(saved)?).await?))
+        Ok(Response::new(self.view(saved).await?))
     }
 
     async fn get_referral(
@@ -242,11 +234,10 @@ impl ReferralService for ReferralApi {
         let audit = call_audit(&request);
         let readable = Readable::of(&principal)?;
         require_purpose(&audit)?;
-        let referral = as_referral(
-            self.cases
-                .case(&audit, &request.get_ref().referral_id, "referral_id")
-                .await?,
-        )?;
+        let referral: Referral = self
+            .cases
+            .case(&audit, &request.get_ref().referral_id, "referral_id")
+            .await?;
         if !readable.allows(&referral) {
             return Err(wrong_kind("this referral is not one the caller may read").into());
         }
@@ -262,23 +253,24 @@ impl ReferralService for ReferralApi {
         let readable = Readable::of(&principal)?;
         require_purpose(&audit)?;
         let message = request.into_inner();
-        let region = region_prefix(message.region_prefix)?;
-        let mut filter = CaseFilter::of(CaseKind::Referral);
+        let mut listing = Listing::of::<Referral>(
+            match &readable {
+                Readable::InRegions(regions) => Some(regions),
+                // Their own referrals, wherever the employer is.
+                Readable::AddressedTo(_) | Readable::OpenedBy(_) => None,
+            },
+            Scope::ReferralsRead,
+            message.region_prefix,
+            &message.employer_id,
+            message.page_size,
+        )?;
+        let filter = &mut listing.filter;
         match &readable {
             Readable::AddressedTo(me) => filter.counterpart = Some(me.clone()),
             Readable::OpenedBy(me) => filter.owner = Some(me.clone()),
             Readable::InRegions(_) => {}
         }
-        filter.within = match &readable {
-            Readable::InRegions(regions) => {
-                listing_regions(regions, region.as_ref(), Scope::ReferralsRead)?
-            }
-            _ => region.as_ref().map(|region| vec![region.clone()]),
-        };
         filter.status = convert::referral_status(message.status)?.map(|s| s.as_str());
-        if !message.employer_id.trim().is_empty() {
-            filter.employer = Some(uuid_field(&message.employer_id, "employer_id")?);
-        }
         filter.opened_from = date_field(&message.opened_from, "opened_from")?.map(start_of_day);
         filter.opened_before = date_field(&message.opened_to, "opened_to")?
             .and_then(|day| day.next_day())
@@ -286,27 +278,18 @@ impl ReferralService for ReferralApi {
         if message.overdue_only {
             filter.due_before = Some(today());
         }
-        let page_size = page_size_of(message.page_size)?;
         let fingerprint = format!(
             "referrals|{}|{}|{}|{}|{}|{}",
-            region.as_ref().map_or("", |r| r.as_str()),
+            listing.region_text(),
             message.status,
             message.employer_id.trim(),
             message.opened_from.trim(),
             message.opened_to.trim(),
             message.overdue_only
         );
-        let (page, next_page_token) = self
+        let (page, next_page_token): (Vec<Referral>, _) = self
             .cases
-            .page(
-                &audit,
-                &filter,
-                &message.page_token,
-                &fingerprint,
-                page_size,
-                as_referral,
-                |r| r.id,
-            )
+            .page(&audit, &listing, &message.page_token, &fingerprint)
             .await?;
         let today = today();
         Ok(Response::new(proto::ListReferralsResponse {
@@ -333,7 +316,7 @@ impl ReferralService for ReferralApi {
         if to < from {
             return Err(ApiError::invalid("opened_to", "falls before opened_from").into());
         }
-        let mut filter = CaseFilter::of(CaseKind::Referral);
+        let mut filter = CaseFilter::of(Referral::KIND);
         filter.within = listing_regions(&readable, region.as_ref(), Scope::ReferralsRead)?;
         filter.opened_from = Some(start_of_day(from));
         filter.opened_before = to.next_day().map(start_of_day);

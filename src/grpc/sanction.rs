@@ -7,11 +7,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::cases::{
-    Cases, as_sanction, check_etag, check_region, listing_regions, region_prefix, revision_of,
-    subject, today, uuid_field, wrong_kind,
+    Cases, Listing, as_kind, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::{check_readable, convert, page_size_of, principal, write_call};
-use crate::domain::cases::{CaseKind, CaseRecord, PreconditionError, group_run_by};
+use super::{convert, principal, write_call};
+use crate::domain::case_record::KindOfCase;
+use crate::domain::cases::{PreconditionError, group_run_by};
 use crate::domain::employer::EmployerKey;
 use crate::domain::identifiers::{Nib, Npwp};
 use crate::domain::sanction::{SanctionStep, SanctionTrack, StepFields, WithheldService};
@@ -33,12 +33,12 @@ impl SanctionApi {
 
     /// The open tracks of an employer.
     async fn open_tracks(&self, employer: Uuid) -> Result<Vec<SanctionTrack>, ApiError> {
-        let mut filter = CaseFilter::of(CaseKind::Sanction);
+        let mut filter = CaseFilter::of(SanctionTrack::KIND);
         filter.employer = Some(employer);
         filter.open_only = true;
         // At most one open track per programme group exists.
         let cases = self.cases.store.list_cases(&filter, None, 10).await?;
-        cases.into_iter().map(as_sanction).collect()
+        cases.into_iter().map(as_kind).collect()
     }
 }
 
@@ -100,11 +100,10 @@ impl SanctionService for SanctionApi {
             (track, None)
         } else {
             let revision = revision_of(&message.etag)?;
-            let mut track = as_sanction(
-                self.cases
-                    .case(&call.audit, &message.track_id, "track_id")
-                    .await?,
-            )?;
+            let mut track: SanctionTrack = self
+                .cases
+                .case(&call.audit, &message.track_id, "track_id")
+                .await?;
             check_region(&call.writable, &track.region_code)?;
             check_etag(revision, track.revision)?;
             let status_now = self.cases.status(track.employer_id, track.group).await?;
@@ -115,14 +114,9 @@ impl SanctionService for SanctionApi {
         };
         let saved = self
             .cases
-            .save(
-                &call,
-                CaseRecord::Sanction(track),
-                expected_revision,
-                step_name,
-            )
+            .save(&call, track, expected_revision, step_name)
             .await?;
-        Ok(Response::new(convert::sanction_track(as_sanction(saved)?)))
+        Ok(Response::new(convert::sanction_track(saved)))
     }
 
     async fn get_sanction_track(
@@ -132,12 +126,16 @@ impl SanctionService for SanctionApi {
         let principal = principal(&request)?;
         let audit = super::call_audit(&request);
         let readable = principal.require(Scope::SanctionsRead)?;
-        let track = as_sanction(
-            self.cases
-                .case(&audit, &request.get_ref().track_id, "track_id")
-                .await?,
-        )?;
-        check_readable(&readable, Scope::SanctionsRead, &track.region_code)?;
+        let track = self
+            .cases
+            .read(
+                &audit,
+                &readable,
+                Scope::SanctionsRead,
+                &request.get_ref().track_id,
+                "track_id",
+            )
+            .await?;
         Ok(Response::new(convert::sanction_track(track)))
     }
 
@@ -149,33 +147,25 @@ impl SanctionService for SanctionApi {
         let audit = super::call_audit(&request);
         let readable = principal.require(Scope::SanctionsRead)?;
         let message = request.into_inner();
-        let region = region_prefix(message.region_prefix)?;
-        let mut filter = CaseFilter::of(CaseKind::Sanction);
-        filter.within = listing_regions(&readable, region.as_ref(), Scope::SanctionsRead)?;
-        filter.status = convert::sanction_status(message.status)?.map(|s| s.as_str());
-        filter.open_only = message.open_only;
-        if !message.employer_id.trim().is_empty() {
-            filter.employer = Some(uuid_field(&message.employer_id, "employer_id")?);
-        }
-        let page_size = page_size_of(message.page_size)?;
+        let mut listing = Listing::of::<SanctionTrack>(
+            Some(&readable),
+            Scope::SanctionsRead,
+            message.region_prefix,
+            &message.employer_id,
+            message.page_size,
+        )?;
+        listing.filter.status = convert::sanction_status(message.status)?.map(|s| s.as_str());
+        listing.filter.open_only = message.open_only;
         let fingerprint = format!(
             "sanctions|{}|{}|{}|{}",
-            region.as_ref().map_or("", |r| r.as_str()),
+            listing.region_text(),
             message.status,
             message.employer_id.trim(),
             message.open_only
         );
-        let (page, next_page_token) = self
+        let (page, next_page_token): (Vec<SanctionTrack>, _) = self
             .cases
-            .page(
-                &audit,
-                &filter,
-                &message.page_token,
-                &fingerprint,
-                page_size,
-                as_sanction,
-                |t| t.id,
-            )
+            .page(&audit, &listing, &message.page_token, &fingerprint)
             .await?;
         Ok(Response::new(proto::ListSanctionTracksResponse {
             tracks: page.into_iter().map(convert::sanction_track).collect(),

@@ -5,8 +5,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::cases::{CaseKind, CaseRecord};
+use crate::domain::case_record::{CaseKind, CaseRecord, KindOfCase};
+use crate::domain::inspection::Inspection;
+use crate::domain::referral::Referral;
 use crate::domain::region::RegionCode;
+use crate::domain::sanction::SanctionTrack;
 
 /// The columns listings filter and sort on, taken from a case.
 pub(super) struct CaseColumns {
@@ -30,84 +33,34 @@ pub(super) struct CaseColumns {
 }
 
 impl CaseColumns {
-    pub fn of(case: &CaseRecord) -> Result<Self, StoreError> {
-        let detail = match case {
+    pub fn of(record: &CaseRecord) -> Result<Self, StoreError> {
+        let detail = match record {
             CaseRecord::Inspection(c) => serde_json::to_string(c),
             CaseRecord::Sanction(c) => serde_json::to_string(c),
             CaseRecord::Referral(c) => serde_json::to_string(c),
         }
         .map_err(|e| StoreError::Corrupt(format!("case: {e}")))?;
-        let day = |d: time::Date| d.to_string();
-        let (employer_id, region_code, owner, counterpart, group, reference) = match case {
-            CaseRecord::Inspection(c) => (
-                c.employer_id,
-                &c.region_code,
-                c.inspecting_agency.clone(),
-                c.joint_agency.clone(),
-                None,
-                None,
-            ),
-            CaseRecord::Sanction(c) => (
-                c.employer_id,
-                &c.region_code,
-                c.bpjs_agency.clone(),
-                c.licensing_agency.clone(),
-                Some(c.group.as_str()),
-                None,
-            ),
-            CaseRecord::Referral(c) => (
-                c.employer_id,
-                &c.region_code,
-                c.bpjs_agency.clone(),
-                Some(c.kejari_agency.clone()),
-                Some(c.group.as_str()),
-                Some(c.skk_number.clone()),
-            ),
-        };
-        let (status, is_open, opened_at, closed_at, due_on, recovered) = match case {
-            CaseRecord::Inspection(c) => (
-                c.status.as_str(),
-                c.closed_at.is_none(),
-                c.opened_at,
-                c.closed_at,
-                c.response_due.map(day),
-                0,
-            ),
-            CaseRecord::Sanction(c) => (
-                c.status.as_str(),
-                c.status.is_open(),
-                c.opened_at,
-                c.closed_at,
-                c.warning_period_end.map(day),
-                0,
-            ),
-            CaseRecord::Referral(c) => (
-                c.status.as_str(),
-                c.status.is_open(),
-                c.opened_at,
-                c.closed_at,
-                c.due_on.map(day),
-                super::compliance::db_int(c.amount_recovered),
-            ),
-        };
+        let case = record.case();
+        let facets = case.facets();
+        let region_code = case.region_code();
         let region = RegionCode::parse(region_code)
             .map_err(|_| StoreError::Corrupt(format!("case region {region_code}")))?;
         Ok(Self {
             id: case.id(),
-            kind: case.kind().as_str(),
-            employer_id,
-            region_code: region_code.clone(),
+            kind: record.kind().as_str(),
+            employer_id: case.employer_id(),
+            region_code: region_code.to_owned(),
             province_code: region.province().as_str().to_owned(),
-            owner_agency: owner,
-            counterpart_agency: counterpart,
-            programme_group: group,
-            reference,
-            status,
-            is_open,
-            opened_at,
-            closed_at,
-            due_on,
-            amount_recovered: recovered,
+            owner_agency: facets.owner_agency,
+            counterpart_agency: facets.counterpart_agency,
+            programme_group: facets.programme_group.map(|group| group.as_str()),
+            reference: facets.reference,
+            status: facets.status,
+            is_open: facets.is_open,
+            opened_at: facets.opened_at,
+            closed_at: facets.closed_at,
+            due_on: facets.due_on.map(|day| day.to_string()),
+            amount_recovered: super::compliance::db_int(facets.amount_recovered),
             revision: case.revision(),
             detail,
         })
@@ -116,20 +69,19 @@ impl CaseColumns {
 
 /// A case read back: its kind, JSON and revision.
 pub(super) fn case_of(kind: &str, detail: &str, revision: i64) -> Result<CaseRecord, StoreError> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("case: {e}"));
-    let mut case = match CaseKind::from_stored(kind) {
-        Some(CaseKind::Inspection) => CaseRecord::Inspection(
-            serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?,
-        ),
-        Some(CaseKind::Sanction) => {
-            CaseRecord::Sanction(serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?)
-        }
-        Some(CaseKind::Referral) => {
-            CaseRecord::Referral(serde_json::from_str(detail).map_err(|e| corrupt(e.to_string()))?)
-        }
-        None => return Err(corrupt(format!("kind {kind}"))),
+    fn parse<C: KindOfCase + serde::de::DeserializeOwned>(
+        detail: &str,
+    ) -> serde_json::Result<CaseRecord> {
+        serde_json::from_str::<C>(detail).map(C::into_record)
+    }
+    let parsed = match CaseKind::from_stored(kind) {
+        Some(CaseKind::Inspection) => parse::<Inspection>(detail),
+        Some(CaseKind::Sanction) => parse::<SanctionTrack>(detail),
+        Some(CaseKind::Referral) => parse::<Referral>(detail),
+        None => return Err(StoreError::Corrupt(format!("case: kind {kind}"))),
     };
-    case.set_revision(revision);
+    let mut case = parsed.map_err(|e| StoreError::Corrupt(format!("case: {e}")))?;
+    case.case_mut().set_revision(revision);
     Ok(case)
 }
 
@@ -190,7 +142,8 @@ macro_rules! sql_store_cases {
                     });
                 }
                 let mut case = write.case.clone();
-                case.set_revision(write.expected_revision.map_or(1, |r| r + 1));
+                case.case_mut()
+                    .set_revision(write.expected_revision.map_or(1, |r| r + 1));
                 let row = CaseColumns::of(&case)?;
                 let sql = if write.expected_revision.is_some() {
                     "UPDATE cases SET kind = $2, employer_id = $3, region_code = $4, \
@@ -282,7 +235,7 @@ macro_rules! sql_store_cases {
             async fn get_case(
                 &self,
                 id: uuid::Uuid,
-            ) -> Result<Option<$crate::domain::cases::CaseRecord>, $crate::store::StoreError>
+            ) -> Result<Option<$crate::domain::case_record::CaseRecord>, $crate::store::StoreError>
             {
                 let row: Option<(String, String, i64)> =
                     sqlx::query_as("SELECT kind, detail, revision FROM cases WHERE id = $1")
@@ -300,7 +253,7 @@ macro_rules! sql_store_cases {
                 filter: &$crate::store::CaseFilter,
                 before: Option<uuid::Uuid>,
                 limit: u32,
-            ) -> Result<Vec<$crate::domain::cases::CaseRecord>, $crate::store::StoreError> {
+            ) -> Result<Vec<$crate::domain::case_record::CaseRecord>, $crate::store::StoreError> {
                 let mut query =
                     sqlx::QueryBuilder::<$db>::new("SELECT kind, detail, revision FROM cases");
                 Self::push_case_filter(&mut query, filter);

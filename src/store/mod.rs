@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::domain::agency::{
     Agency, AgencyId, AgencyKey, AgencyKind, Grant, KeyAlgorithm, NewAgency, NewGrant,
 };
-use crate::domain::cases::{CaseKind, CaseRecord};
+use crate::domain::case_record::{CaseKind, CaseRecord};
 use crate::domain::compliance::{
     ComplianceStatus, NewReport, NonCompliantCursor, NonCompliantQuery, Period, ProgrammeGroup,
     Report, ReportKind,
