@@ -703,7 +703,8 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                     .await?
                     .into_iter()
                     .filter_map(|agency| {
-                        let kind = sinergi::grpc::convert::agency_kind(agency.kind).ok()?;
+                        let kind =
+                            sinergi::grpc::agency_admin::convert::agency_kind(agency.kind).ok()?;
                         Some((agency.id, kind))
                     })
                     .collect()

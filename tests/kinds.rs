@@ -10,7 +10,7 @@ use sinergi::{
     audit::CallAudit,
     domain::agency::{AgencyId, AgencyKind, NewGrant},
     domain::scope::Scope,
-    grpc::convert::agency_kind_to_proto,
+    grpc::agency_admin::convert::agency_kind_to_proto,
     proto,
 };
 use tonic::{Code, Request};

@@ -1,5 +1,7 @@
 //! `sinergi.v1.AgencyAdminService`: agencies, keys and grants. Every method needs `admin`.
 
+pub mod convert;
+
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -7,7 +9,7 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::{call_audit, convert, cursor_of, page_size_of, principal, split_page};
+use super::{call_audit, cursor_of, page_size_of, principal, split_page};
 use crate::audit::{CallAudit, PendingEntry, digest};
 use crate::auth::{jwk::PublicJwk, registry::AuthRegistry};
 use crate::domain::Violations;
@@ -297,7 +299,7 @@ impl AgencyAdminService for AgencyAdminApi {
         for (index, programme) in request.programmes.iter().enumerate() {
             if let Some(programme) = violations.check(
                 &format!("programmes[{index}]"),
-                convert::programme(*programme),
+                super::convert::programme(*programme),
             ) && !programmes.contains(&programme)
             {
                 programmes.push(programme);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::agency_admin::convert::public_key;
+use super::convert::timestamp;
 use crate::auth::Authenticator;
 use crate::error::ApiError;
 use crate::proto::{self, auth_service_server::AuthService};
@@ -44,7 +45,7 @@ impl AuthService for AuthApi {
         Ok(Response::new(proto::IssueTokenResponse {
             access_token: issued.access_token,
             token_type: "Bearer".into(),
-            expire_time: Some(convert::timestamp(issued.expires_at)),
+            expire_time: Some(timestamp(issued.expires_at)),
             scopes: issued
                 .scopes
                 .iter()
@@ -66,7 +67,7 @@ impl AuthService for AuthApi {
         });
         let config = self.authenticator.config();
         Ok(Response::new(proto::GetJwksResponse {
-            keys: keys.iter().map(convert::public_key).collect(),
+            keys: keys.iter().map(public_key).collect(),
             jwks_json: jwks.to_string(),
             audience: config.audience.clone(),
             issuer: config.issuer.clone(),

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::convert::{day, timestamp};
 use super::{WriteCall, check_readable, cursor_of, page_size_of, split_page};
 use crate::audit::CallAudit;
 use crate::auth::AuthError;
 use crate::domain::case_record::{CaseRecord, KindOfCase};
-use crate::domain::cases::Subject;
+use crate::domain::cases::{CaseStep, Subject};
 use crate::domain::compliance::{ComplianceStatus, ProgrammeGroup, today_wib};
 use crate::domain::employer::{Employer, EmployerKey};
 use crate::domain::feed::{FeedEvent, FeedEventType, FeedPayload};
@@ -299,5 +300,18 @@ fn note_touched(audit: &CallAudit, case: &CaseRecord) {
     audit.touch(case.id().to_string());
     for writer in case.writers() {
         audit.read_records_of(writer);
+    }
+}
+
+/// A history entry as every case message carries it.
+pub fn case_step(step: CaseStep) -> proto::CaseStep {
+    proto::CaseStep {
+        step: step.step,
+        status_after: step.status_after,
+        actor_agency_id: step.actor,
+        record_time: Some(timestamp(step.recorded_at)),
+        effective_date: day(step.effective_on),
+        note: step.note,
+        document_ref: step.document_ref,
     }
 }

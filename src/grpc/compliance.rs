@@ -6,6 +6,8 @@
 //! long as the client takes to send, memory stays bounded whatever the batch size, and a cut
 //! stream leaves nothing behind.
 
+pub mod convert;
+
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
@@ -15,8 +17,8 @@ use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{
-    WriteCall, call_audit, check_readable, convert, cursor_of, idempotency_key, page_size_of,
-    principal, split_page, within_grant, write_call,
+    WriteCall, call_audit, check_readable, cursor_of, idempotency_key, page_size_of, principal,
+    split_page, within_grant, write_call,
 };
 use crate::audit::CallAudit;
 use crate::auth::AuthError;
@@ -520,7 +522,8 @@ impl ComplianceService for ComplianceApi {
         }
         let size_class = violations.check(
             "size_class",
-            convert::size_class(request.size_class, "size_class").map_err(|e| e.to_string()),
+            super::employer::convert::size_class(request.size_class, "size_class")
+                .map_err(|e| e.to_string()),
         );
         let order = match Order::try_from(request.order) {
             Ok(Order::Gap) => Some(NonCompliantOrder::Gap),
@@ -576,7 +579,8 @@ impl ComplianceService for ComplianceApi {
                     region: Some(proto::RegionCode {
                         code: entry.region_code,
                     }),
-                    size_class: convert::size_class_to_proto(entry.size_class).into(),
+                    size_class: super::employer::convert::size_class_to_proto(entry.size_class)
+                        .into(),
                     status: Some(convert::compliance_status(entry.status)),
                 })
                 .collect(),

@@ -1,12 +1,14 @@
 //! `sinergi.v1.EmployerService`.
 
+pub mod convert;
+
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    WriteCall, call_audit, check_readable, convert, cursor_of, page_size_of, principal, split_page,
+    WriteCall, call_audit, check_readable, cursor_of, page_size_of, principal, split_page,
     within_grant, write_call,
 };
 use crate::auth::AuthError;

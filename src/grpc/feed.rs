@@ -6,6 +6,8 @@
 //! queued events and then RESOURCE_EXHAUSTED naming its resume cursor, so no stream makes the
 //! server hold more than one queue's worth of events.
 
+pub mod convert;
+
 use std::{
     pin::Pin,
     sync::{Arc, Mutex},
@@ -22,7 +24,7 @@ use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, principal};
+use super::principal;
 use crate::auth::AuthError;
 use crate::auth::principal::Principal;
 use crate::auth::registry::AuthRegistry;
@@ -174,7 +176,7 @@ impl Subscriber {
     async fn send_heartbeat(&self) -> Sent {
         let heartbeat = proto::Heartbeat {
             cursor: self.cursor,
-            time: Some(convert::timestamp(OffsetDateTime::now_utc())),
+            time: Some(super::convert::timestamp(OffsetDateTime::now_utc())),
         };
         self.send(
             proto::watch_response::Message::Heartbeat(heartbeat),

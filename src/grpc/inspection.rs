@@ -1,5 +1,7 @@
 //! `sinergi.v1.InspectionService`.
 
+pub mod convert;
+
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -8,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::cases::{
     Cases, Listing, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::{WriteCall, convert, principal, write_call};
+use super::{WriteCall, principal, write_call};
 use crate::domain::agency::{AgencyId, AgencyKind};
 use crate::domain::cases::{PreconditionError, effective_date, group_run_by, note};
 use crate::domain::inspection::{Inspection, StepFields};
@@ -65,7 +67,7 @@ impl InspectionService for InspectionApi {
         let note = note(&message.note).map_err(|e| ApiError::invalid("note", e))?;
         let opened_on = effective_date(&message.effective_date, today())
             .map_err(|e| ApiError::invalid("effective_date", e))?;
-        let group = convert::programme_group(message.triggered_by_group)
+        let group = super::compliance::convert::programme_group(message.triggered_by_group)
             .map_err(|e| ApiError::invalid("triggered_by_group", e))?;
         let employer = self
             .cases

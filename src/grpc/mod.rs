@@ -1,6 +1,8 @@
 //! gRPC services: thin adapters between the protobuf contract and the domain. Each handler
 //! converts the request, calls the store, converts the answer and lets `crate::error` produce
-//! the status.
+//! the status. A service's file (`employer.rs`) has its messages' conversions beside it
+//! (`employer/convert.rs`); [`convert`] holds the few that every service uses, [`cases`] what
+//! the inspection, sanction and referral services share, and [`codec`] how requests are decoded.
 
 pub mod agency_admin;
 pub mod audit;

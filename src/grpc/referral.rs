@@ -1,5 +1,7 @@
 //! `sinergi.v1.ReferralService`.
 
+pub mod convert;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use super::cases::{
     Cases, Listing, as_kind, check_etag, check_region, listing_regions, region_prefix, revision_of,
     start_of_day, subject, today, wrong_kind,
 };
-use super::{call_audit, convert, principal, write_call};
+use super::{call_audit, principal, write_call};
 use crate::audit::CallAudit;
 use crate::auth::principal::Principal;
 use crate::domain::agency::AgencyKind;
@@ -107,10 +109,10 @@ impl ReferralApi {
             .await?;
         Ok(proto::ReferralView {
             referral: Some(convert::referral(referral, today(), true)),
-            employer: Some(convert::employer(employer)),
+            employer: Some(super::employer::convert::employer(employer)),
             current_statuses: statuses
                 .into_iter()
-                .map(convert::compliance_status)
+                .map(super::compliance::convert::compliance_status)
                 .collect(),
         })
     }

@@ -1,5 +1,7 @@
 //! `sinergi.v1.SanctionService`.
 
+pub mod convert;
+
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -9,7 +11,7 @@ use uuid::Uuid;
 use super::cases::{
     Cases, Listing, as_kind, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::{convert, principal, write_call};
+use super::{principal, write_call};
 use crate::domain::case_record::KindOfCase;
 use crate::domain::cases::{PreconditionError, group_run_by};
 use crate::domain::employer::EmployerKey;
