@@ -60,7 +60,7 @@ impl CaseColumns {
             opened_at: facets.opened_at,
             closed_at: facets.closed_at,
             due_on: facets.due_on.map(|day| day.to_string()),
-            amount_recovered: super::compliance::db_int(facets.amount_recovered),
+            amount_recovered: super::common::db_int(facets.amount_recovered),
             revision: case.revision(),
             detail,
         })

@@ -2,6 +2,15 @@
 //! instantiated once per backend by `sql_store_common!(StoreType, DatabaseType)`. The store type
 //! provides `writer()` and `reader()` pools and a `MIGRATOR`.
 
+/// Rows per multi-row statement where a row has many columns: keeps every statement under
+/// SQLite's limit of bound parameters.
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
+
+/// Figures above `i64::MAX` cannot occur in practice; clamp rather than fail a write.
+pub(super) fn db_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 macro_rules! sql_store_common {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -246,14 +255,14 @@ macro_rules! sql_store_common {
                     $crate::domain::feed::FeedPayload::Employer(outcome.employer.clone()),
                 )];
                 if !outcome.created {
-                    let facts = $crate::store::compliance::EmployerFactsRow {
+                    let facts = $crate::store::reports::EmployerFactsRow {
                         id,
                         npwp: fields.npwp.as_str().to_owned(),
                         region_code: fields.region.as_str().to_owned(),
                         province_code: fields.region.province().as_str().to_owned(),
                         size_class: fields.size_class.map(|class| class.as_str().to_owned()),
                     };
-                    let mut current = $crate::store::compliance::CurrentReports::new();
+                    let mut current = $crate::store::reports::CurrentReports::new();
                     Self::current_reports(&mut *tx, &[id], None, &mut current).await?;
                     Self::refresh_statuses(&mut tx, &[&facts], &current, now, source, &mut events)
                         .await?;

@@ -1,9 +1,16 @@
 //! Persistence behind one [`Store`] trait with two implementations: SQLite (embedded default) and
 //! PostgreSQL (production). Both run the same SQL text where the dialects agree — parameters are
-//! written `$n`, which SQLite accepts too — and are generated from one body by
-//! [`sql_store_common!`], because sqlx's generic executor bounds cannot express "any of these two
-//! databases" in async code that must be `Send`. Dialect differences (connecting, pools, schema
-//! types) stay in `sqlite.rs` and `postgres.rs`.
+//! written `$n`, which SQLite accepts too — and are generated from one body per aggregate by
+//! `sql_store_<aggregate>!` macros, because sqlx's generic executor bounds cannot express "any of
+//! these two databases" in async code that must be `Send`. Dialect differences (connecting,
+//! pools, schema types, the statements that differ) stay in `sqlite.rs` and `postgres.rs`.
+//!
+//! One file per aggregate, each implementing its trait of this module: `common.rs` (transactions,
+//! idempotency, employers), `agencies.rs`, `audit.rs`, `cases.rs`, `reports.rs` (the report
+//! batch write path), `statuses.rs` (status recomputation, the status queue, the reads built on
+//! statuses) and `feed.rs` (queueing, numbering and reading the change feed). Beside them,
+//! `employer_reads.rs` lets single-employer reads that arrive together share one query, and
+//! `kept_connections.rs` keeps connections out of the pool between queries.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -42,7 +49,11 @@ mod audit;
 #[macro_use]
 mod cases;
 #[macro_use]
-mod compliance;
+mod feed;
+#[macro_use]
+mod reports;
+#[macro_use]
+mod statuses;
 mod employer_reads;
 mod kept_connections;
 pub mod postgres;
@@ -172,7 +183,8 @@ pub trait Store:
     EmployerStore
     + AgencyStore
     + AuditStore
-    + ComplianceStore
+    + ReportStore
+    + StatusStore
     + FeedStore
     + CaseStore
     + Send
@@ -488,13 +500,13 @@ pub struct CoverageRow {
     pub non_compliant: u64,
 }
 
-/// Compliance reports and statuses.
+/// Compliance reports.
 #[async_trait]
-pub trait ComplianceStore: Send + Sync {
+pub trait ReportStore: Send + Sync {
     /// Stores every report of `items` in one transaction with their feed events and the audit
     /// entry, or nothing. The statuses the reports change are recomputed in the same
     /// transaction when `items` fit in one chunk; a larger batch queues its employers for
-    /// [`recompute_queued_statuses`](Self::recompute_queued_statuses) instead.
+    /// [`StatusStore::recompute_queued_statuses`] instead.
     async fn submit_reports(
         &self,
         batch: &ReportBatch,
@@ -510,7 +522,11 @@ pub trait ComplianceStore: Send + Sync {
         after: Option<&ReportCursor>,
         limit: u32,
     ) -> Result<Vec<Report>, StoreError>;
+}
 
+/// Compliance statuses: computed, queued for the status worker, and read.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
     /// The statuses of an employer (none before its first report), computed from its current
     /// reports: what the status worker stores, also while a batch has left it queued there.
     async fn compliance_statuses(

@@ -14,12 +14,11 @@ use sqlx::{
 
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow, append_leaves, numbered_resources};
-use super::compliance::{
-    FEED_COLUMNS, FeedInsert, PendingFeed, REPORT_INSERT, ReportInsert, STATUS_INSERT,
-    STATUS_UPSERT_CONFLICT, StatusRow, feed_insert, sequencing_round,
-};
 use super::employer_reads::EmployerReads;
+use super::feed::{FEED_COLUMNS, FeedInsert, PendingFeed, feed_insert, sequencing_round};
 use super::kept_connections::KeptConnections;
+use super::reports::{REPORT_INSERT, ReportInsert};
+use super::statuses::{STATUS_INSERT, STATUS_UPSERT_CONFLICT, StatusRow};
 use crate::audit::PendingEntry;
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 
@@ -524,7 +523,9 @@ impl PostgresStore {
 sql_store_common!(PostgresStore, Postgres);
 sql_store_agencies!(PostgresStore, Postgres);
 sql_store_audit!(PostgresStore, Postgres);
-sql_store_compliance!(PostgresStore, Postgres);
+sql_store_reports!(PostgresStore, Postgres);
+sql_store_statuses!(PostgresStore, Postgres);
+sql_store_feed!(PostgresStore, Postgres);
 sql_store_cases!(PostgresStore, Postgres);
 
 /// A throwaway database on a PostgreSQL server, for test suites and benchmarks that must not

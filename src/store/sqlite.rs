@@ -22,11 +22,10 @@ use sqlx::{
 
 use super::StoreError;
 use super::audit::{FrontierCache, LogRow};
-use super::compliance::{
-    FeedInsert, PendingFeed, REPORT_INSERT, ReportInsert, STATUS_INSERT, STATUS_UPSERT_CONFLICT,
-    StatusRow, feed_insert, sequencing_round,
-};
 use super::employer_reads::EmployerReads;
+use super::feed::{FeedInsert, PendingFeed, feed_insert, sequencing_round};
+use super::reports::{REPORT_INSERT, ReportInsert};
+use super::statuses::{STATUS_INSERT, STATUS_UPSERT_CONFLICT, StatusRow};
 use crate::audit::PendingEntry;
 use crate::audit::merkle::{Frontier, Hash, NodeId};
 use crate::config::DatabaseConfig;
@@ -550,5 +549,7 @@ impl SqliteStore {
 sql_store_common!(SqliteStore, Sqlite);
 sql_store_agencies!(SqliteStore, Sqlite);
 sql_store_audit!(SqliteStore, Sqlite);
-sql_store_compliance!(SqliteStore, Sqlite);
+sql_store_reports!(SqliteStore, Sqlite);
+sql_store_statuses!(SqliteStore, Sqlite);
+sql_store_feed!(SqliteStore, Sqlite);
 sql_store_cases!(SqliteStore, Sqlite);

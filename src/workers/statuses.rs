@@ -1,5 +1,5 @@
 //! The status worker: recomputes the compliance statuses that report batches of more than one
-//! chunk left queued (see [`ComplianceStore::submit_reports`]), so a monthly batch of a million
+//! chunk left queued (see [`ReportStore::submit_reports`]), so a monthly batch of a million
 //! reports is not slowed by the status ranking's indexes, and each employer it names is
 //! recomputed once however many of its reports the batch held.
 //!
@@ -10,7 +10,7 @@
 //! PostgreSQL all of them share the queues: each takes the entries and queued employers no
 //! other transaction holds (`SKIP LOCKED`).
 //!
-//! [`ComplianceStore::submit_reports`]: crate::store::ComplianceStore::submit_reports
+//! [`ReportStore::submit_reports`]: crate::store::ReportStore::submit_reports
 
 use std::sync::Arc;
 use std::time::Duration;
