@@ -3,11 +3,13 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use anyhow::Context;
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use serde_json::{Value, json};
 use sinergi::{
     auth::{bootstrap_admin, keys::public_key_from_text},
     domain::{agency::AgencyKind, scope::Scope},
+    grpc::agency_admin::convert::{self, agency_kind_to_proto},
     proto::{self, agency_admin_service_client::AgencyAdminServiceClient},
     store,
 };
@@ -36,8 +38,8 @@ pub(crate) enum AdminCommand {
         remote: RemoteArgs,
         #[arg(long)]
         id: String,
-        #[arg(long, value_enum)]
-        kind: AgencyKindArg,
+        #[arg(long, value_parser = agency_kind())]
+        kind: AgencyKind,
         #[arg(long)]
         display_name: String,
         /// Kemendagri code of the region it serves.
@@ -55,8 +57,8 @@ pub(crate) enum AdminCommand {
     ListAgencies {
         #[command(flatten)]
         remote: RemoteArgs,
-        #[arg(long, value_enum)]
-        kind: Option<AgencyKindArg>,
+        #[arg(long, value_parser = agency_kind())]
+        kind: Option<AgencyKind>,
     },
     /// Disable an agency: its tokens stop working.
     DisableAgency {
@@ -132,31 +134,11 @@ pub(crate) enum AdminCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum AgencyKindArg {
-    Disnaker,
-    DisnakertransProvinsi,
-    BpjsKesehatan,
-    BpjsKetenagakerjaan,
-    Kejaksaan,
-    LicensingOffice,
-    Forum,
-    Admin,
-}
-
-impl From<AgencyKindArg> for proto::AgencyKind {
-    fn from(kind: AgencyKindArg) -> Self {
-        match kind {
-            AgencyKindArg::Disnaker => Self::Disnaker,
-            AgencyKindArg::DisnakertransProvinsi => Self::DisnakertransProvinsi,
-            AgencyKindArg::BpjsKesehatan => Self::BpjsKesehatan,
-            AgencyKindArg::BpjsKetenagakerjaan => Self::BpjsKetenagakerjaan,
-            AgencyKindArg::Kejaksaan => Self::Kejaksaan,
-            AgencyKindArg::LicensingOffice => Self::LicensingOffice,
-            AgencyKindArg::Forum => Self::Forum,
-            AgencyKindArg::Admin => Self::Admin,
-        }
-    }
+/// An agency kind as the command line writes it (`bpjs-kesehatan`), the kinds listed in `--help`.
+fn agency_kind() -> impl TypedValueParser<Value = AgencyKind> {
+    let names = AgencyKind::ALL.map(|kind| kind.as_str().replace('_', "-"));
+    PossibleValuesParser::new(names)
+        .try_map(|name| AgencyKind::parse(&name.replace('-', "_")).ok_or("not an agency kind"))
 }
 
 /// The public JWK of the key in `path`: a JWK, a public key PEM, or the public half of a
@@ -265,7 +247,7 @@ pub(crate) async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         } => {
             let agency = proto::Agency {
                 id,
-                kind: proto::AgencyKind::from(kind).into(),
+                kind: agency_kind_to_proto(kind).into(),
                 display_name,
                 home_region: home_region.as_deref().map(region),
                 ..Default::default()
@@ -289,7 +271,7 @@ pub(crate) async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::ListAgencies { remote, kind } => {
             let mut client = remote.client().await?;
-            let kind = kind.map(proto::AgencyKind::from);
+            let kind = kind.map(agency_kind_to_proto);
             Value::Array(
                 all_agencies(&mut client, kind)
                     .await?
@@ -404,8 +386,7 @@ pub(crate) async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                     .await?
                     .into_iter()
                     .filter_map(|agency| {
-                        let kind =
-                            sinergi::grpc::agency_admin::convert::agency_kind(agency.kind).ok()?;
+                        let kind = convert::agency_kind(agency.kind).ok()?;
                         Some((agency.id, kind))
                     })
                     .collect()

@@ -208,6 +208,24 @@ pub struct StepTaken {
     pub document_ref: String,
 }
 
+/// Refuses a step by any agency but `party`, of kind `kind`: the one party (`role`) that takes
+/// every step of the case.
+pub fn check_party(
+    actor: &AgencyId,
+    actor_kind: AgencyKind,
+    party: &str,
+    kind: AgencyKind,
+    role: &str,
+) -> Result<(), StepError> {
+    if actor_kind == kind && actor.as_str() == party {
+        Ok(())
+    } else {
+        Err(StepError::NotYourStep(format!(
+            "only {party}, {role}, takes its steps"
+        )))
+    }
+}
+
 /// The step asked for and what is said of it, once validation found nothing wrong: each part
 /// is `None` only where a violation was recorded.
 pub fn checked_step<S>(

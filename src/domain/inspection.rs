@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
     Case, CaseFacets, CaseStep, NextStep, PreconditionError, StepError, StepTaken, Subject,
-    any_date, case_fields, checked_step, day_text, document_ref, effective_date, named_enum, note,
+    any_date, case_fields, check_party, checked_step, day_text, document_ref, effective_date,
+    named_enum, note,
 };
 use super::compliance::ComplianceStatus;
 use super::{ValidationError, Violations};
@@ -204,12 +205,13 @@ impl Inspection {
         request: StepRequest,
         now: OffsetDateTime,
     ) -> Result<(), StepError> {
-        if kind != AgencyKind::DisnakertransProvinsi || actor.as_str() != self.inspecting_agency {
-            return Err(StepError::NotYourStep(format!(
-                "only {}, the office conducting this inspection, takes its steps",
-                self.inspecting_agency
-            )));
-        }
+        check_party(
+            actor,
+            kind,
+            &self.inspecting_agency,
+            AgencyKind::DisnakertransProvinsi,
+            "the office conducting this inspection",
+        )?;
         NextStep::on(
             self,
             "inspection",

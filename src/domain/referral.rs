@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::agency::{AgencyId, AgencyKind};
 use super::cases::{
     Case, CaseFacets, CaseStep, NextStep, PreconditionError, StepError, StepTaken, Subject,
-    case_fields, checked_step, day_text, days_between, document_ref, effective_date, named_enum,
-    note, past_date,
+    case_fields, check_party, checked_step, day_text, days_between, document_ref, effective_date,
+    named_enum, note, past_date,
 };
 use super::compliance::{ComplianceStatus, ProgrammeGroup, Report};
 use super::{ValidationError, Violations};
@@ -421,12 +421,13 @@ impl Referral {
         request: StepRequest,
         now: OffsetDateTime,
     ) -> Result<(), StepError> {
-        if kind != AgencyKind::Kejaksaan || actor.as_str() != self.kejari_agency {
-            return Err(StepError::NotYourStep(format!(
-                "only {}, the Kejari this referral is addressed to, takes its steps",
-                self.kejari_agency
-            )));
-        }
+        check_party(
+            actor,
+            kind,
+            &self.kejari_agency,
+            AgencyKind::Kejaksaan,
+            "the Kejari this referral is addressed to",
+        )?;
         NextStep::on(
             self,
             "referral",

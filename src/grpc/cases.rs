@@ -8,8 +8,9 @@ use std::sync::Arc;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::convert::NamedInContract;
 use super::convert::{day, timestamp};
-use super::{WriteCall, check_readable, cursor_of, page_size_of, split_page};
+use super::{ReadCall, WriteCall, check_readable, cursor_of, page_size_of, split_page};
 use crate::audit::CallAudit;
 use crate::auth::AuthError;
 use crate::domain::case_record::{CaseRecord, KindOfCase};
@@ -77,22 +78,24 @@ pub struct Cases {
     pub store: Arc<dyn Store>,
 }
 
-/// What a listing of cases asks for beyond the page: the filter built so far, the region
-/// asked for, and the page's size.
+/// What every listing of cases asks for: the filter built so far, the page's size, and what
+/// its page tokens are bound to.
 pub struct Listing {
     pub filter: CaseFilter,
-    pub region: Option<RegionCode>,
     pub page_size: u32,
+    /// The region, status and employer asked for, as page tokens record them.
+    asked: String,
 }
 
 impl Listing {
     /// A listing of cases of kind `C` in `region_prefix`, narrowed to `readable` where the
-    /// reader's grant bounds what it sees (`None` where another rule does), about the employer
-    /// `employer_id` if one is given.
-    pub fn of<C: KindOfCase>(
+    /// reader's grant bounds what it sees (`None` where another rule does), with the status
+    /// `status` (a value of `S`) and about the employer `employer_id` where they are given.
+    pub fn of<C: KindOfCase, S: NamedInContract>(
         readable: Option<&RegionScope>,
         scope: Scope,
         region_prefix: Option<proto::RegionCode>,
+        status: i32,
         employer_id: &str,
         page_size: i32,
     ) -> Result<Self, ApiError> {
@@ -102,19 +105,29 @@ impl Listing {
             Some(readable) => listing_regions(readable, region.as_ref(), scope)?,
             None => region.as_ref().map(|region| vec![region.clone()]),
         };
+        filter.status = S::optional(status, "status")?.map(|status| status.stored_name());
         if !employer_id.trim().is_empty() {
             filter.employer = Some(uuid_field(employer_id, "employer_id")?);
         }
         Ok(Self {
             filter,
-            region,
             page_size: page_size_of(page_size)?,
+            asked: format!(
+                "{}|{status}|{}",
+                region.as_ref().map_or("", |region| region.as_str()),
+                employer_id.trim()
+            ),
         })
     }
 
-    /// The region asked for, as the page token's fingerprint records it.
-    pub fn region_text(&self) -> &str {
-        self.region.as_ref().map_or("", |region| region.as_str())
+    /// What a page token of this listing is bound to: the listing's `name`, what was asked for,
+    /// and the kind's own criteria `more`.
+    pub fn fingerprint(&self, name: &str, more: &[&dyn std::fmt::Display]) -> String {
+        let mut fingerprint = format!("{name}|{}", self.asked);
+        for criterion in more {
+            fingerprint.push_str(&format!("|{criterion}"));
+        }
+        fingerprint
     }
 }
 
@@ -185,17 +198,15 @@ impl Cases {
         as_kind(case)
     }
 
-    /// The case `id` of kind `C`, for a reader whose `scope` grant covers `readable`.
-    pub async fn read<C: KindOfCase>(
+    /// The case `id` of kind `C`, if the reader's grant covers its region.
+    pub async fn read<C: KindOfCase, T>(
         &self,
-        audit: &CallAudit,
-        readable: &RegionScope,
-        scope: Scope,
+        call: &ReadCall<T>,
         id: &str,
         field: &str,
     ) -> Result<C, ApiError> {
-        let case: C = self.case(audit, id, field).await?;
-        check_readable(readable, scope, case.region_code())?;
+        let case: C = self.case(&call.audit, id, field).await?;
+        check_readable(&call.readable, call.scope, case.region_code())?;
         Ok(case)
     }
 

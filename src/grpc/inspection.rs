@@ -10,10 +10,13 @@ use tonic::{Request, Response, Status};
 use super::cases::{
     Cases, Listing, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::{WriteCall, principal, write_call};
+use super::convert::NamedInContract;
+use super::{ReadCall, WriteCall, read_call, write_call};
 use crate::domain::agency::{AgencyId, AgencyKind};
 use crate::domain::cases::{PreconditionError, effective_date, group_run_by, note};
-use crate::domain::inspection::{Inspection, StepFields};
+use crate::domain::inspection::{
+    Inspection, InspectionOutcome, InspectionStatus, InspectionStep, StepFields,
+};
 use crate::domain::scope::Scope;
 use crate::error::ApiError;
 use crate::proto::{self, inspection_service_server::InspectionService};
@@ -116,10 +119,10 @@ impl InspectionService for InspectionApi {
         let message = &call.message;
         let revision = revision_of(&message.etag)?;
         let step = StepFields {
-            step: convert::inspection_step(message.step)?,
+            step: InspectionStep::optional(message.step, "step")?,
             effective_date: &message.effective_date,
             response_due: &message.response_due,
-            outcome: convert::inspection_outcome(message.outcome)?,
+            outcome: InspectionOutcome::optional(message.outcome, "outcome")?,
             note: &message.note,
             document_ref: &message.document_ref,
         }
@@ -150,18 +153,10 @@ impl InspectionService for InspectionApi {
         &self,
         request: Request<proto::GetInspectionRequest>,
     ) -> Result<Response<proto::Inspection>, Status> {
-        let principal = principal(&request)?;
-        let audit = super::call_audit(&request);
-        let readable = principal.require(Scope::InspectionsRead)?;
+        let call = read_call(request, Scope::InspectionsRead)?;
         let inspection = self
             .cases
-            .read(
-                &audit,
-                &readable,
-                Scope::InspectionsRead,
-                &request.get_ref().inspection_id,
-                "inspection_id",
-            )
+            .read(&call, &call.message.inspection_id, "inspection_id")
             .await?;
         Ok(Response::new(convert::inspection(inspection, today())))
     }
@@ -170,28 +165,25 @@ impl InspectionService for InspectionApi {
         &self,
         request: Request<proto::ListInspectionsRequest>,
     ) -> Result<Response<proto::ListInspectionsResponse>, Status> {
-        let principal = principal(&request)?;
-        let audit = super::call_audit(&request);
-        let readable = principal.require(Scope::InspectionsRead)?;
-        let message = request.into_inner();
-        let mut listing = Listing::of::<Inspection>(
+        let ReadCall {
+            audit,
+            scope,
+            readable,
+            message,
+            ..
+        } = read_call(request, Scope::InspectionsRead)?;
+        let mut listing = Listing::of::<Inspection, InspectionStatus>(
             Some(&readable),
-            Scope::InspectionsRead,
+            scope,
             message.region_prefix,
+            message.status,
             &message.employer_id,
             message.page_size,
         )?;
-        listing.filter.status = convert::inspection_status(message.status)?.map(|s| s.as_str());
         if message.overdue_only {
             listing.filter.due_before = Some(today());
         }
-        let fingerprint = format!(
-            "inspections|{}|{}|{}|{}",
-            listing.region_text(),
-            message.status,
-            message.employer_id.trim(),
-            message.overdue_only
-        );
+        let fingerprint = listing.fingerprint("inspections", &[&message.overdue_only]);
         let (page, next_page_token): (Vec<Inspection>, _) = self
             .cases
             .page(&audit, &listing, &message.page_token, &fingerprint)

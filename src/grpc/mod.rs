@@ -46,6 +46,30 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, ApiError> 
         )))
 }
 
+/// What a read starts from: the caller, the call's audit record, the scope it reads under and
+/// where the caller's grant of that scope lets it read, and the request.
+pub struct ReadCall<T> {
+    pub principal: Principal,
+    pub audit: crate::audit::CallAudit,
+    pub scope: Scope,
+    pub readable: RegionScope,
+    pub message: T,
+}
+
+/// Opens a read that needs `scope`.
+pub fn read_call<T>(request: tonic::Request<T>, scope: Scope) -> Result<ReadCall<T>, ApiError> {
+    let principal = principal(&request)?;
+    let audit = call_audit(&request);
+    let readable = principal.require(scope)?;
+    Ok(ReadCall {
+        principal,
+        audit,
+        scope,
+        readable,
+        message: request.into_inner(),
+    })
+}
+
 /// What every idempotent write starts from: the caller, the call's audit record, where the
 /// caller may write, and the request with its digest and idempotency key.
 pub struct WriteCall<T> {
@@ -65,10 +89,13 @@ pub fn write_call<T: prost::Message>(
     method: &'static str,
     request_id: fn(&T) -> &str,
 ) -> Result<WriteCall<T>, ApiError> {
-    let principal = principal(&request)?;
-    let audit = call_audit(&request);
-    let writable = principal.require(scope)?;
-    let message = request.into_inner();
+    let ReadCall {
+        principal,
+        audit,
+        readable: writable,
+        message,
+        ..
+    } = read_call(request, scope)?;
     audit.set_request_id(request_id(&message).trim());
     let request_sha256 = crate::audit::digest(&message);
     let idempotency = idempotency_key(

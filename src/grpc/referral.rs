@@ -12,13 +12,16 @@ use super::cases::{
     Cases, Listing, as_kind, check_etag, check_region, listing_regions, region_prefix, revision_of,
     start_of_day, subject, today, wrong_kind,
 };
+use super::convert::NamedInContract;
 use super::{call_audit, principal, write_call};
 use crate::audit::CallAudit;
 use crate::auth::principal::Principal;
 use crate::domain::agency::AgencyKind;
 use crate::domain::case_record::KindOfCase;
 use crate::domain::cases::{any_date, group_run_by};
-use crate::domain::referral::{Evidence, Referral, ReferralRequest, Stats, StepFields};
+use crate::domain::referral::{
+    Evidence, Referral, ReferralRequest, ReferralStatus, ReferralStep, Stats, StepFields,
+};
 use crate::domain::scope::{RegionScope, Scope};
 use crate::error::ApiError;
 use crate::proto::{self, referral_service_server::ReferralService};
@@ -68,8 +71,12 @@ impl Readable {
     }
 }
 
-/// Refuses a read of referral data that declared no purpose.
-fn require_purpose(audit: &CallAudit) -> Result<(), ApiError> {
+/// Opens a read of referral data: the call's audit record, which referrals the caller may
+/// read, and the request. A read that declared no purpose is refused.
+fn open_read<T>(request: Request<T>) -> Result<(CallAudit, Readable, T), ApiError> {
+    let principal = principal(&request)?;
+    let audit = call_audit(&request);
+    let readable = Readable::of(&principal)?;
     if audit.purpose().trim().is_empty() {
         return Err(ApiError::invalid(
             "x-purpose",
@@ -77,7 +84,7 @@ fn require_purpose(audit: &CallAudit) -> Result<(), ApiError> {
              `x-purpose` call metadata",
         ));
     }
-    Ok(())
+    Ok((audit, readable, request.into_inner()))
 }
 
 fn date_field(text: &str, field: &str) -> Result<Option<time::Date>, ApiError> {
@@ -192,7 +199,7 @@ impl ReferralService for ReferralApi {
         let message = &call.message;
         let revision = revision_of(&message.etag)?;
         let step = StepFields {
-            step: convert::referral_step(message.step)?,
+            step: ReferralStep::optional(message.step, "step")?,
             effective_date: &message.effective_date,
             due_date: &message.due_date,
             instalments: message
@@ -232,13 +239,10 @@ impl ReferralService for ReferralApi {
         &self,
         request: Request<proto::GetReferralRequest>,
     ) -> Result<Response<proto::ReferralView>, Status> {
-        let principal = principal(&request)?;
-        let audit = call_audit(&request);
-        let readable = Readable::of(&principal)?;
-        require_purpose(&audit)?;
+        let (audit, readable, message) = open_read(request)?;
         let referral: Referral = self
             .cases
-            .case(&audit, &request.get_ref().referral_id, "referral_id")
+            .case(&audit, &message.referral_id, "referral_id")
             .await?;
         if !readable.allows(&referral) {
             return Err(wrong_kind("this referral is not one the caller may read").into());
@@ -250,12 +254,8 @@ impl ReferralService for ReferralApi {
         &self,
         request: Request<proto::ListReferralsRequest>,
     ) -> Result<Response<proto::ListReferralsResponse>, Status> {
-        let principal = principal(&request)?;
-        let audit = call_audit(&request);
-        let readable = Readable::of(&principal)?;
-        require_purpose(&audit)?;
-        let message = request.into_inner();
-        let mut listing = Listing::of::<Referral>(
+        let (audit, readable, message) = open_read(request)?;
+        let mut listing = Listing::of::<Referral, ReferralStatus>(
             match &readable {
                 Readable::InRegions(regions) => Some(regions),
                 // Their own referrals, wherever the employer is.
@@ -263,6 +263,7 @@ impl ReferralService for ReferralApi {
             },
             Scope::ReferralsRead,
             message.region_prefix,
+            message.status,
             &message.employer_id,
             message.page_size,
         )?;
@@ -272,7 +273,6 @@ impl ReferralService for ReferralApi {
             Readable::OpenedBy(me) => filter.owner = Some(me.clone()),
             Readable::InRegions(_) => {}
         }
-        filter.status = convert::referral_status(message.status)?.map(|s| s.as_str());
         filter.opened_from = date_field(&message.opened_from, "opened_from")?.map(start_of_day);
         filter.opened_before = date_field(&message.opened_to, "opened_to")?
             .and_then(|day| day.next_day())
@@ -280,14 +280,13 @@ impl ReferralService for ReferralApi {
         if message.overdue_only {
             filter.due_before = Some(today());
         }
-        let fingerprint = format!(
-            "referrals|{}|{}|{}|{}|{}|{}",
-            listing.region_text(),
-            message.status,
-            message.employer_id.trim(),
-            message.opened_from.trim(),
-            message.opened_to.trim(),
-            message.overdue_only
+        let fingerprint = listing.fingerprint(
+            "referrals",
+            &[
+                &message.opened_from.trim(),
+                &message.opened_to.trim(),
+                &message.overdue_only,
+            ],
         );
         let (page, next_page_token): (Vec<Referral>, _) = self
             .cases

@@ -11,12 +11,15 @@ use uuid::Uuid;
 use super::cases::{
     Cases, Listing, as_kind, check_etag, check_region, revision_of, subject, today, wrong_kind,
 };
-use super::{principal, write_call};
+use super::convert::NamedInContract;
+use super::{ReadCall, principal, read_call, write_call};
 use crate::domain::case_record::KindOfCase;
 use crate::domain::cases::{PreconditionError, group_run_by};
 use crate::domain::employer::EmployerKey;
 use crate::domain::identifiers::{Nib, Npwp};
-use crate::domain::sanction::{SanctionStep, SanctionTrack, StepFields, WithheldService};
+use crate::domain::sanction::{
+    SanctionStatus, SanctionStep, SanctionTrack, StepFields, WithheldService,
+};
 use crate::domain::scope::Scope;
 use crate::error::ApiError;
 use crate::proto::{self, sanction_service_server::SanctionService};
@@ -55,7 +58,7 @@ impl SanctionService for SanctionApi {
         })?;
         let message = &call.message;
         let step = StepFields {
-            step: convert::sanction_step(message.step)?,
+            step: SanctionStep::optional(message.step, "step")?,
             effective_date: &message.effective_date,
             document_ref: &message.document_ref,
             note: &message.note,
@@ -125,18 +128,10 @@ impl SanctionService for SanctionApi {
         &self,
         request: Request<proto::GetSanctionTrackRequest>,
     ) -> Result<Response<proto::SanctionTrack>, Status> {
-        let principal = principal(&request)?;
-        let audit = super::call_audit(&request);
-        let readable = principal.require(Scope::SanctionsRead)?;
+        let call = read_call(request, Scope::SanctionsRead)?;
         let track = self
             .cases
-            .read(
-                &audit,
-                &readable,
-                Scope::SanctionsRead,
-                &request.get_ref().track_id,
-                "track_id",
-            )
+            .read(&call, &call.message.track_id, "track_id")
             .await?;
         Ok(Response::new(convert::sanction_track(track)))
     }
@@ -145,26 +140,23 @@ impl SanctionService for SanctionApi {
         &self,
         request: Request<proto::ListSanctionTracksRequest>,
     ) -> Result<Response<proto::ListSanctionTracksResponse>, Status> {
-        let principal = principal(&request)?;
-        let audit = super::call_audit(&request);
-        let readable = principal.require(Scope::SanctionsRead)?;
-        let message = request.into_inner();
-        let mut listing = Listing::of::<SanctionTrack>(
+        let ReadCall {
+            audit,
+            scope,
+            readable,
+            message,
+            ..
+        } = read_call(request, Scope::SanctionsRead)?;
+        let mut listing = Listing::of::<SanctionTrack, SanctionStatus>(
             Some(&readable),
-            Scope::SanctionsRead,
+            scope,
             message.region_prefix,
+            message.status,
             &message.employer_id,
             message.page_size,
         )?;
-        listing.filter.status = convert::sanction_status(message.status)?.map(|s| s.as_str());
         listing.filter.open_only = message.open_only;
-        let fingerprint = format!(
-            "sanctions|{}|{}|{}|{}",
-            listing.region_text(),
-            message.status,
-            message.employer_id.trim(),
-            message.open_only
-        );
+        let fingerprint = listing.fingerprint("sanctions", &[&message.open_only]);
         let (page, next_page_token): (Vec<SanctionTrack>, _) = self
             .cases
             .page(&audit, &listing, &message.page_token, &fingerprint)

@@ -43,6 +43,9 @@ impl FrontierCache {
 }
 
 /// The tree head's root hash as stored.
+/// Hashes of tree nodes by node.
+pub(super) type NodeHashes = std::collections::HashMap<NodeId, Hash>;
+
 pub(super) fn stored_root(root: Vec<u8>) -> Result<Hash, super::StoreError> {
     root.try_into()
         .map_err(|_| super::StoreError::Corrupt("audit root".into()))
@@ -310,13 +313,7 @@ macro_rules! sql_store_audit {
             async fn audit_nodes(
                 &self,
                 nodes: &[$crate::audit::merkle::NodeId],
-            ) -> Result<
-                std::collections::HashMap<
-                    $crate::audit::merkle::NodeId,
-                    $crate::audit::merkle::Hash,
-                >,
-                $crate::store::StoreError,
-            > {
+            ) -> Result<$crate::store::audit::NodeHashes, $crate::store::StoreError> {
                 let mut tx = self.reader().begin().await?;
                 let found = Self::fetch_nodes(&mut tx, nodes).await?;
                 tx.commit().await?;
@@ -401,13 +398,7 @@ macro_rules! sql_store_audit {
             async fn fetch_nodes(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 nodes: &[$crate::audit::merkle::NodeId],
-            ) -> Result<
-                std::collections::HashMap<
-                    $crate::audit::merkle::NodeId,
-                    $crate::audit::merkle::Hash,
-                >,
-                $crate::store::StoreError,
-            > {
+            ) -> Result<$crate::store::audit::NodeHashes, $crate::store::StoreError> {
                 let wanted: std::collections::HashMap<i64, $crate::audit::merkle::NodeId> =
                     nodes.iter().map(|node| (node.key(), *node)).collect();
                 let mut found = std::collections::HashMap::with_capacity(nodes.len());

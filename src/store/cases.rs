@@ -1,33 +1,24 @@
 //! The [`CaseStore`](super::CaseStore) implementation shared by both backends, instantiated by
 //! `sql_store_cases!(StoreType, DatabaseType)`.
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
 use crate::domain::case_record::{CaseKind, CaseRecord, KindOfCase};
+use crate::domain::cases::CaseFacets;
 use crate::domain::inspection::Inspection;
 use crate::domain::referral::Referral;
 use crate::domain::region::RegionCode;
 use crate::domain::sanction::SanctionTrack;
 
-/// The columns listings filter and sort on, taken from a case.
+/// A case's row: what listings filter and sort on, and the case itself as JSON.
 pub(super) struct CaseColumns {
     pub id: Uuid,
     pub kind: &'static str,
     pub employer_id: Uuid,
     pub region_code: String,
     pub province_code: String,
-    pub owner_agency: String,
-    pub counterpart_agency: Option<String>,
-    pub programme_group: Option<&'static str>,
-    pub reference: Option<String>,
-    pub status: &'static str,
-    pub is_open: bool,
-    pub opened_at: OffsetDateTime,
-    pub closed_at: Option<OffsetDateTime>,
-    pub due_on: Option<String>,
-    pub amount_recovered: i64,
+    pub facets: CaseFacets,
     pub revision: i64,
     pub detail: String,
 }
@@ -41,7 +32,6 @@ impl CaseColumns {
         }
         .map_err(|e| StoreError::Corrupt(format!("case: {e}")))?;
         let case = record.case();
-        let facets = case.facets();
         let region_code = case.region_code();
         let region = RegionCode::parse(region_code)
             .map_err(|_| StoreError::Corrupt(format!("case region {region_code}")))?;
@@ -51,16 +41,7 @@ impl CaseColumns {
             employer_id: case.employer_id(),
             region_code: region_code.to_owned(),
             province_code: region.province().as_str().to_owned(),
-            owner_agency: facets.owner_agency,
-            counterpart_agency: facets.counterpart_agency,
-            programme_group: facets.programme_group.map(|group| group.as_str()),
-            reference: facets.reference,
-            status: facets.status,
-            is_open: facets.is_open,
-            opened_at: facets.opened_at,
-            closed_at: facets.closed_at,
-            due_on: facets.due_on.map(|day| day.to_string()),
-            amount_recovered: super::common::db_int(facets.amount_recovered),
+            facets: case.facets(),
             revision: case.revision(),
             detail,
         })
@@ -136,15 +117,13 @@ macro_rules! sql_store_cases {
                 if let Some(key) = &write.idempotency
                     && let Some(first) = Self::replay::<CaseSaved>(&mut tx, key).await?
                 {
-                    return Ok(CaseSaved {
-                        replayed: true,
-                        ..first
-                    });
+                    return Ok($crate::store::Replayable::replayed(first));
                 }
                 let mut case = write.case.clone();
                 case.case_mut()
                     .set_revision(write.expected_revision.map_or(1, |r| r + 1));
                 let row = CaseColumns::of(&case)?;
+                let facets = &row.facets;
                 let sql = if write.expected_revision.is_some() {
                     "UPDATE cases SET kind = $2, employer_id = $3, region_code = $4, \
                      province_code = $5, owner_agency = $6, counterpart_agency = $7, \
@@ -164,16 +143,16 @@ macro_rules! sql_store_cases {
                     .bind(row.employer_id)
                     .bind(&row.region_code)
                     .bind(&row.province_code)
-                    .bind(&row.owner_agency)
-                    .bind(&row.counterpart_agency)
-                    .bind(row.programme_group)
-                    .bind(&row.reference)
-                    .bind(row.status)
-                    .bind(row.is_open)
-                    .bind(row.opened_at)
-                    .bind(row.closed_at)
-                    .bind(&row.due_on)
-                    .bind(row.amount_recovered)
+                    .bind(&facets.owner_agency)
+                    .bind(&facets.counterpart_agency)
+                    .bind(facets.programme_group.map(|group| group.as_str()))
+                    .bind(&facets.reference)
+                    .bind(facets.status)
+                    .bind(facets.is_open)
+                    .bind(facets.opened_at)
+                    .bind(facets.closed_at)
+                    .bind(facets.due_on.map(|day| day.to_string()))
+                    .bind($crate::store::common::db_int(facets.amount_recovered))
                     .bind(row.revision)
                     .bind(&row.detail)
                     .execute(&mut *tx)
@@ -211,25 +190,9 @@ macro_rules! sql_store_cases {
                 &self,
                 write: &$crate::store::CaseWrite,
             ) -> Result<$crate::store::CaseSaved, $crate::store::StoreError> {
-                match self.try_save_case(write).await {
-                    // A concurrent call with the same request_id committed first: answer with
-                    // its result.
-                    Err($crate::store::StoreError::Duplicate {
-                        resource: "request", ..
-                    }) if write.idempotency.is_some() => {
-                        let key = write.idempotency.as_ref().expect("checked by the guard");
-                        let mut tx = self.begin_write().await?;
-                        let first: Option<$crate::store::CaseSaved> =
-                            Self::replay(&mut tx, key).await?;
-                        first
-                            .map(|first| $crate::store::CaseSaved {
-                                replayed: true,
-                                ..first
-                            })
-                            .ok_or($crate::store::StoreError::RequestIdReused)
-                    }
-                    outcome => outcome,
-                }
+                let attempt = self.try_save_case(write).await;
+                self.answered_once(attempt, write.idempotency.as_ref())
+                    .await
             }
 
             async fn get_case(

@@ -68,6 +68,26 @@ macro_rules! sql_store_common {
                 Ok(())
             }
 
+            /// The outcome of an idempotent write from its `attempt`: when a concurrent call
+            /// with the same request id committed first (this one then failed as a duplicate
+            /// request), that call's result, as a retry after it would have been answered.
+            async fn answered_once<T: $crate::store::Replayable>(
+                &self,
+                attempt: Result<T, $crate::store::StoreError>,
+                key: Option<&$crate::store::IdempotencyKey>,
+            ) -> Result<T, $crate::store::StoreError> {
+                use $crate::store::{Replayable, StoreError};
+
+                match (attempt, key) {
+                    (Err(StoreError::Duplicate { resource: "request", .. }), Some(key)) => {
+                        let mut tx = self.begin_write().await?;
+                        let first: Option<T> = Self::replay(&mut tx, key).await?;
+                        first.map(Replayable::replayed).ok_or(StoreError::RequestIdReused)
+                    }
+                    (outcome, _) => outcome,
+                }
+            }
+
             /// One attempt at an upsert inside a single write transaction: the idempotency
             /// record, the precondition checks and the write commit together or not at all.
             async fn try_upsert_employer(
@@ -82,10 +102,7 @@ macro_rules! sql_store_common {
                 if let Some(key) = &command.idempotency
                     && let Some(first) = Self::replay::<UpsertOutcome>(&mut tx, key).await?
                 {
-                    return Ok(UpsertOutcome {
-                        replayed: true,
-                        ..first
-                    });
+                    return Ok($crate::store::Replayable::replayed(first));
                 }
 
                 let draft = &command.draft;
@@ -339,6 +356,18 @@ macro_rules! sql_store_common {
         }
 
         impl $store {
+            /// The employers `query` selects (`EMPLOYER_COLUMNS` of `employers`).
+            async fn fetch_employers(
+                &self,
+                mut query: sqlx::QueryBuilder<'_, $db>,
+            ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::EmployerRow> =
+                    query.build_query_as().fetch_all(self.reader()).await?;
+                rows.into_iter()
+                    .map($crate::domain::employer::Employer::try_from)
+                    .collect()
+            }
+
             /// Starts the shared lookups of single employers (`employer_reads`) on `pool`,
             /// which serves nothing else (they keep its connections), `concurrency` queries
             /// at a time.
@@ -449,7 +478,7 @@ macro_rules! sql_store_common {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
                 use $crate::domain::region::RegionLevel;
-                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow};
+                use $crate::store::EMPLOYER_COLUMNS;
 
                 let mut query = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE 1 = 1"
@@ -476,11 +505,7 @@ macro_rules! sql_store_common {
                 query
                     .push(" ORDER BY id LIMIT ")
                     .push_bind(i64::from(limit));
-                let rows: Vec<EmployerRow> =
-                    query.build_query_as().fetch_all(self.reader()).await?;
-                rows.into_iter()
-                    .map($crate::domain::employer::Employer::try_from)
-                    .collect()
+                self.fetch_employers(query).await
             }
 
             async fn search_employers(
@@ -490,7 +515,7 @@ macro_rules! sql_store_common {
                 after: Option<&$crate::store::NameCursor>,
                 limit: u32,
             ) -> Result<Vec<$crate::domain::employer::Employer>, $crate::store::StoreError> {
-                use $crate::store::{EMPLOYER_COLUMNS, EmployerRow, like_contains};
+                use $crate::store::{EMPLOYER_COLUMNS, like_contains};
 
                 let mut query = sqlx::QueryBuilder::<$db>::new(format!(
                     "SELECT {EMPLOYER_COLUMNS} FROM employers WHERE name_folded LIKE "
@@ -514,11 +539,7 @@ macro_rules! sql_store_common {
                 query
                     .push(" ORDER BY name_folded, id LIMIT ")
                     .push_bind(i64::from(limit));
-                let rows: Vec<EmployerRow> =
-                    query.build_query_as().fetch_all(self.reader()).await?;
-                rows.into_iter()
-                    .map($crate::domain::employer::Employer::try_from)
-                    .collect()
+                self.fetch_employers(query).await
             }
         }
     };

@@ -160,6 +160,27 @@ pub struct UpsertEmployer {
     pub audit: PendingEntry,
 }
 
+/// The stored result of an idempotent write, answered again to a retry.
+pub(crate) trait Replayable: serde::de::DeserializeOwned {
+    /// The result as answered to a retry: nothing was written this time.
+    fn replayed(self) -> Self;
+}
+
+macro_rules! replayable {
+    ($($outcome:ty),+) => {
+        $(impl Replayable for $outcome {
+            fn replayed(self) -> Self {
+                Self {
+                    replayed: true,
+                    ..self
+                }
+            }
+        })+
+    };
+}
+
+replayable!(UpsertOutcome, SubmitOutcome, CaseSaved);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpsertOutcome {
     pub employer: Employer,

@@ -251,10 +251,7 @@ macro_rules! sql_store_reports {
                 if let Some(key) = &batch.idempotency
                     && let Some(first) = Self::replay::<SubmitOutcome>(&mut tx, key).await?
                 {
-                    return Ok(SubmitOutcome {
-                        replayed: true,
-                        ..first
-                    });
+                    return Ok($crate::store::Replayable::replayed(first));
                 }
                 // A batch written in one chunk recomputes its statuses in place; a longer one
                 // leaves them to the status worker, and queues each chunk's feed events as one
@@ -454,26 +451,9 @@ macro_rules! sql_store_reports {
                 batch: &$crate::store::ReportBatch,
                 items: &mut dyn $crate::store::ReportChunks,
             ) -> Result<$crate::store::SubmitOutcome, $crate::store::StoreError> {
-                match self.try_submit_reports(batch, items).await {
-                    // A concurrent call with the same request_id committed first: answer with
-                    // its result, as a retry after it would have been answered.
-                    Err($crate::store::StoreError::Duplicate {
-                        resource: "request",
-                        ..
-                    }) if batch.idempotency.is_some() => {
-                        let key = batch.idempotency.as_ref().expect("checked by the guard");
-                        let mut tx = self.begin_write().await?;
-                        let first: Option<$crate::store::SubmitOutcome> =
-                            Self::replay(&mut tx, key).await?;
-                        first
-                            .map(|first| $crate::store::SubmitOutcome {
-                                replayed: true,
-                                ..first
-                            })
-                            .ok_or($crate::store::StoreError::RequestIdReused)
-                    }
-                    outcome => outcome,
-                }
+                let attempt = self.try_submit_reports(batch, items).await;
+                self.answered_once(attempt, batch.idempotency.as_ref())
+                    .await
             }
 
             async fn list_reports(

@@ -1,34 +1,16 @@
 //! Referral messages and their enums.
 
 use crate::domain::referral::{Referral, ReferralStatus, ReferralStep, Stats};
-use crate::error::ApiError;
 use crate::grpc::cases::case_step;
 use crate::grpc::compliance::convert::{
     category_to_proto, compliance_status, programme_group_to_proto, report,
 };
-use crate::grpc::convert::{
-    day, named_from_proto, named_to_proto, optional_enum, region_text, timestamp,
-};
+use crate::grpc::convert::{NamedInContract, day, named_in_contract, region_text, timestamp};
 use crate::proto;
 
-pub fn referral_step(value: i32) -> Result<Option<ReferralStep>, ApiError> {
-    let parsed = named_from_proto(
-        value,
-        "REFERRAL_STEP_",
-        proto::ReferralStep::as_str_name,
-        ReferralStep::from_stored,
-    );
-    optional_enum(value, "step", parsed)
-}
-
-pub fn referral_status(value: i32) -> Result<Option<ReferralStatus>, ApiError> {
-    let parsed = named_from_proto(
-        value,
-        "REFERRAL_STATUS_",
-        proto::ReferralStatus::as_str_name,
-        ReferralStatus::from_stored,
-    );
-    optional_enum(value, "status", parsed)
+named_in_contract! {
+    ReferralStep => proto::ReferralStep, "REFERRAL_STEP_";
+    ReferralStatus => proto::ReferralStatus, "REFERRAL_STATUS_";
 }
 
 /// A referral; `with_evidence` false leaves the frozen evidence out (listings, the feed).
@@ -53,11 +35,7 @@ pub fn referral(referral: Referral, today: time::Date, with_evidence: bool) -> p
             .collect(),
         amount_claimed: referral.amount_claimed,
         amount_recovered: referral.amount_recovered,
-        status: named_to_proto(
-            "REFERRAL_STATUS_",
-            referral.status.as_str(),
-            proto::ReferralStatus::from_str_name,
-        ),
+        status: referral.status.to_proto(),
         due_date: referral.due_on.map(day).unwrap_or_default(),
         instalments: referral
             .instalments
@@ -98,29 +76,12 @@ pub fn referral_stats(region: Option<&str>, stats: Stats) -> proto::ReferralStat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpc::convert::named_to_proto;
+    use crate::grpc::convert::assert_round_trips;
 
-    /// The generic conversions rely on the proto names being the domain names with a prefix: a
-    /// value that does not round trip would silently become UNSPECIFIED.
     #[test]
     fn referral_enums_round_trip_through_the_contract() {
-        for status in ReferralStatus::ALL {
-            let value = named_to_proto(
-                "REFERRAL_STATUS_",
-                status.as_str(),
-                proto::ReferralStatus::from_str_name,
-            );
-            assert_eq!(referral_status(value).unwrap(), Some(*status));
-        }
-        for step in ReferralStep::ALL {
-            let value = named_to_proto(
-                "REFERRAL_STEP_",
-                step.as_str(),
-                proto::ReferralStep::from_str_name,
-            );
-            assert_eq!(referral_step(value).unwrap(), Some(*step));
-        }
-        assert!(referral_step(99).is_err());
-        assert_eq!(referral_step(0).unwrap(), None);
+        assert_round_trips(ReferralStatus::ALL);
+        assert_round_trips(ReferralStep::ALL);
+        assert!(ReferralStep::optional(99, "step").is_err());
     }
 }
