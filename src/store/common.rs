@@ -2,6 +2,13 @@
 //! instantiated once per backend by `sql_store_common!(StoreType, DatabaseType)`. The store type
 //! provides `writer()` and `reader()` pools and a `MIGRATOR`.
 
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::employer::{Employer, SizeClass};
+use crate::domain::region::{RegionCode, RegionLevel};
+
 /// Rows per multi-row statement where a row has many columns: keeps every statement under
 /// SQLite's limit of bound parameters.
 pub(super) const ROWS_PER_STATEMENT: usize = 1000;
@@ -9,6 +16,107 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 /// Figures above `i64::MAX` cannot occur in practice; clamp rather than fail a write.
 pub(super) fn db_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// An employer row as both backends return it.
+#[derive(sqlx::FromRow, Clone)]
+pub(super) struct EmployerRow {
+    pub(super) id: Uuid,
+    pub(super) npwp: String,
+    pub(super) nib: Option<String>,
+    pub(super) bpjs_tk_npp: String,
+    pub(super) bpjs_kes_code: Option<String>,
+    pub(super) name: String,
+    pub(super) address: Option<String>,
+    pub(super) region_code: String,
+    pub(super) kbli: Option<String>,
+    pub(super) size_class: Option<String>,
+    pub(super) workforce_declared: Option<i64>,
+    pub(super) created_at: OffsetDateTime,
+    pub(super) updated_at: OffsetDateTime,
+    pub(super) revision: i64,
+}
+
+pub(super) const EMPLOYER_COLUMNS: &str = "id, npwp, nib, bpjs_tk_npp, bpjs_kes_code, name, address, \
+     region_code, kbli, size_class, workforce_declared, created_at, updated_at, revision";
+
+impl TryFrom<EmployerRow> for Employer {
+    type Error = StoreError;
+
+    fn try_from(row: EmployerRow) -> Result<Self, StoreError> {
+        let size_class = match row.size_class.as_deref() {
+            None => None,
+            Some(text) => Some(SizeClass::from_stored(text).ok_or_else(|| {
+                StoreError::Corrupt(format!("employer {}: size class {text:?}", row.id))
+            })?),
+        };
+        let workforce_declared = row
+            .workforce_declared
+            .map(u32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt(format!("employer {}: workforce", row.id)))?;
+        Ok(Employer {
+            id: row.id,
+            npwp: row.npwp,
+            nib: row.nib,
+            bpjs_tk_npp: row
+                .bpjs_tk_npp
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            bpjs_kes_code: row.bpjs_kes_code,
+            name: row.name,
+            address: row.address,
+            region_code: row.region_code,
+            kbli: row.kbli,
+            size_class,
+            workforce_declared,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            revision: row.revision,
+        })
+    }
+}
+
+/// The current time at the precision both databases keep (microseconds), so a value read back
+/// equals the value written.
+pub(super) fn now_micros() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
+/// Appends ` AND (…)` limiting rows to `regions` (provinces by their code, regencies and
+/// cities exactly).
+pub(super) fn push_within<'args, DB: sqlx::Database>(
+    query: &mut sqlx::QueryBuilder<'args, DB>,
+    regions: &[RegionCode],
+) where
+    &'static str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    query.push(" AND (1 = 0");
+    for region in regions {
+        match region.level() {
+            RegionLevel::Province => query.push(" OR province_code = "),
+            RegionLevel::RegencyOrCity => query.push(" OR region_code = "),
+        };
+        query.push_bind(region.as_str());
+    }
+    query.push(")");
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE … ESCAPE '\'` pattern.
+pub(super) fn like_contains(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 macro_rules! sql_store_common {

@@ -37,11 +37,12 @@ use crate::domain::employer::{
 };
 use crate::domain::feed::FeedEvent;
 use crate::domain::referral::Outcome;
-use crate::domain::region::{RegionCode, RegionLevel};
+use crate::domain::region::RegionCode;
 use crate::domain::scope::RegionScope;
 
 #[macro_use]
 mod common;
+use common::{EMPLOYER_COLUMNS, EmployerRow, like_contains, now_micros, push_within};
 #[macro_use]
 mod agencies;
 #[macro_use]
@@ -702,105 +703,4 @@ pub async fn connect(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
             sqlite::SqliteStore::open_in_dir(&config.data_dir, &config.database).await?,
         )),
     }
-}
-
-/// An employer row as both backends return it.
-#[derive(sqlx::FromRow, Clone)]
-struct EmployerRow {
-    id: Uuid,
-    npwp: String,
-    nib: Option<String>,
-    bpjs_tk_npp: String,
-    bpjs_kes_code: Option<String>,
-    name: String,
-    address: Option<String>,
-    region_code: String,
-    kbli: Option<String>,
-    size_class: Option<String>,
-    workforce_declared: Option<i64>,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-    revision: i64,
-}
-
-const EMPLOYER_COLUMNS: &str = "id, npwp, nib, bpjs_tk_npp, bpjs_kes_code, name, address, \
-     region_code, kbli, size_class, workforce_declared, created_at, updated_at, revision";
-
-impl TryFrom<EmployerRow> for Employer {
-    type Error = StoreError;
-
-    fn try_from(row: EmployerRow) -> Result<Self, StoreError> {
-        let size_class = match row.size_class.as_deref() {
-            None => None,
-            Some(text) => Some(SizeClass::from_stored(text).ok_or_else(|| {
-                StoreError::Corrupt(format!("employer {}: size class {text:?}", row.id))
-            })?),
-        };
-        let workforce_declared = row
-            .workforce_declared
-            .map(u32::try_from)
-            .transpose()
-            .map_err(|_| StoreError::Corrupt(format!("employer {}: workforce", row.id)))?;
-        Ok(Employer {
-            id: row.id,
-            npwp: row.npwp,
-            nib: row.nib,
-            bpjs_tk_npp: row
-                .bpjs_tk_npp
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            bpjs_kes_code: row.bpjs_kes_code,
-            name: row.name,
-            address: row.address,
-            region_code: row.region_code,
-            kbli: row.kbli,
-            size_class,
-            workforce_declared,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            revision: row.revision,
-        })
-    }
-}
-
-/// The current time at the precision both databases keep (microseconds), so a value read back
-/// equals the value written.
-fn now_micros() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(now)
-}
-
-/// Appends ` AND (…)` limiting rows to `regions` (provinces by their code, regencies and
-/// cities exactly).
-fn push_within<'args, DB: sqlx::Database>(
-    query: &mut sqlx::QueryBuilder<'args, DB>,
-    regions: &[RegionCode],
-) where
-    &'static str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
-{
-    query.push(" AND (1 = 0");
-    for region in regions {
-        match region.level() {
-            RegionLevel::Province => query.push(" OR province_code = "),
-            RegionLevel::RegencyOrCity => query.push(" OR region_code = "),
-        };
-        query.push_bind(region.as_str());
-    }
-    query.push(")");
-}
-
-/// Escapes `%`, `_` and `\` so user text matches literally inside a `LIKE … ESCAPE '\'` pattern.
-fn like_contains(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
