@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;

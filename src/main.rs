@@ -31,6 +31,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// See it work: a server on SQLite in ./sinergi-demo/ with the agencies of Pekalongan,
+    /// Batang and Banten, thousands of fictional employers and their cases, loaded through the
+    /// public RPCs; serves until Ctrl-C. A second run resumes the same world.
+    Demo(DemoArgs),
     /// Run the gRPC server until SIGINT or SIGTERM.
     Serve(ConfigArgs),
     /// Apply pending database migrations, then exit.
@@ -75,6 +79,22 @@ enum KeyKind {
 enum KeysCommand {
     /// Print the public signing keys as a JWK Set (generating the key on first use, as serve does).
     Jwks(ConfigArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// The demo's data directory: made by the demo, refused if it holds anything else.
+    #[arg(long, default_value = "sinergi-demo")]
+    dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: std::net::SocketAddr,
+    /// Employers of the world (at least 100).
+    #[arg(long, default_value_t = sinergi::demo::world::DEFAULT_EMPLOYERS)]
+    employers: usize,
+    /// Load the world anew instead of resuming it.
+    #[arg(long)]
+    reset: bool,
 }
 
 /// How to reach a server as an agency.
@@ -156,6 +176,16 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Demo(args) => {
+            let options = sinergi::demo::DemoOptions {
+                dir: args.dir,
+                listen: args.listen,
+                employers: args.employers,
+                reset: args.reset,
+            };
+            let _telemetry = telemetry::init(&sinergi::demo::config(&options).log)?;
+            sinergi::demo::run(options, shutdown_signal()).await?;
+        }
         Command::Serve(args) => {
             let config = args.load()?;
             let _telemetry = telemetry::init(&config.log)?;
