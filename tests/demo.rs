@@ -364,8 +364,8 @@ async fn a_second_run_resumes_the_world_and_reset_loads_it_anew() {
     let central = |printed: &str| {
         printed
             .lines()
-            .find_map(|line| line.strip_prefix("The central case is employer "))
-            .map(|rest| rest.split(':').next().unwrap_or_default().to_owned())
+            .find_map(|line| line.split_once("employer id "))
+            .map(|(_, rest)| rest.trim_end_matches(':').to_owned())
     };
     let loaded_central = central(&printed).expect("the central employer");
     first.kill().await.expect("stopped");

