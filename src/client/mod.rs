@@ -113,10 +113,20 @@ pub async fn onboard_agency(
         .key
         .map(|key| key.kid)
         .unwrap_or_default();
+    grant_scopes(admin, &agency_id, grants).await?;
+    Ok(kid)
+}
+
+/// Grants `agency` each scope of `grants`, limited to its region codes (none: everywhere).
+pub async fn grant_scopes(
+    admin: &mut AdminClient,
+    agency: &str,
+    grants: &[(&str, &[&str])],
+) -> Result<(), ClientError> {
     for (scope, regions) in grants {
         admin
             .grant_scope(proto::GrantScopeRequest {
-                agency_id: agency_id.clone(),
+                agency_id: agency.to_owned(),
                 scope: (*scope).into(),
                 regions: regions
                     .iter()
@@ -128,5 +138,5 @@ pub async fn onboard_agency(
             })
             .await?;
     }
-    Ok(kid)
+    Ok(())
 }

@@ -16,7 +16,9 @@ use super::world::{
     Registration, World,
 };
 use crate::auth::keys::SigningKey;
-use crate::client::{AdminClient, BearerToken, ClientError, issue_token, onboard_agency};
+use crate::client::{
+    AdminClient, BearerToken, ClientError, grant_scopes, issue_token, onboard_agency,
+};
 use crate::domain::agency::{AgencyKind, KeyAlgorithm};
 use crate::domain::compliance::ProgrammeGroup;
 use crate::domain::scope::Programme;
@@ -217,22 +219,7 @@ impl Loader {
             proto::agency_admin_service_client::AgencyAdminServiceClient::new(
                 self.as_agency(ADMIN)?,
             );
-        for (scope, regions) in &spec.grants {
-            client
-                .grant_scope(proto::GrantScopeRequest {
-                    agency_id: admin.id.clone(),
-                    scope: scope.as_str().into(),
-                    regions: regions
-                        .iter()
-                        .map(|code| proto::RegionCode {
-                            code: (*code).into(),
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .await
-                .map_err(refused(format!("the administrators' {scope} grant")))?;
-        }
+        grant_scopes(&mut client, &admin.id, &grants_of(spec)).await?;
         let token = refresh_token(&self.channel, &self.dir, ADMIN, spec.kind, &admin.key).await?;
         self.tokens.insert(ADMIN.into(), BearerToken::new(&token)?);
         Ok(())
@@ -243,11 +230,6 @@ impl Loader {
         let (key, pem) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
         let key_path = agency_dir(&self.dir, agency.id).join("key.pem");
         write_file(&key_path, &pem)?;
-        let grants: Vec<(&str, &[&str])> = agency
-            .grants
-            .iter()
-            .map(|(scope, regions)| (scope.as_str(), regions.as_slice()))
-            .collect();
         let mut client: AdminClient =
             proto::agency_admin_service_client::AgencyAdminServiceClient::new(
                 self.as_agency(ADMIN)?,
@@ -264,7 +246,7 @@ impl Loader {
                 ..Default::default()
             },
             &key,
-            &grants,
+            &grants_of(agency),
         )
         .await?;
         let token = refresh_token(&self.channel, &self.dir, agency.id, agency.kind, &key).await?;
@@ -673,6 +655,15 @@ impl Loader {
             )))?;
         Ok(())
     }
+}
+
+/// An agency's grants as the client's onboarding takes them.
+fn grants_of(agency: &AgencySpec) -> Vec<(&'static str, &[&'static str])> {
+    agency
+        .grants
+        .iter()
+        .map(|(scope, regions)| (scope.as_str(), regions.as_slice()))
+        .collect()
 }
 
 fn employer_message(employer: &EmployerSpec) -> proto::Employer {

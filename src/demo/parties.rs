@@ -194,163 +194,147 @@ pub const REGIONS: [RegionSpec; 8] = [
 /// The Jawa Tengah regencies of the BPJS branches of Pekalongan.
 const PEKALONGAN_BRANCH: &[&str] = &["33.25", "33.26", "33.27", "33.75"];
 
-/// The agencies of the source articles (and the offices their stories need), with the grants
-/// each kind needs under the cooperation agreements.
+/// The agencies of the source articles (and the offices their stories need), each with the
+/// grants of its kind's row (`AgencyKind::allowed_scopes`) over its regions, less what its
+/// part in the story does not need: reading the whole audit log is for the administrators,
+/// and the registry is Disnaker's to write.
 pub fn agencies() -> Vec<AgencySpec> {
     use Scope::*;
-    // The administrators support every party: they read what the parties write and audit
-    // every call.
-    let mut agencies = vec![AgencySpec {
-        id: ADMIN,
-        kind: AgencyKind::Admin,
-        name: "Sinergi administrators",
-        home_region: None,
-        grants: [
-            EmployersRead,
-            ComplianceRead,
-            InspectionsRead,
-            SanctionsRead,
-            ReferralsRead,
-            CoverageRead,
-            AuditRead,
-        ]
-        .into_iter()
-        .map(|scope| (scope, Vec::new()))
-        .collect(),
-    }];
-    let bpjs = |id, kind, name, home, regions: &'static [&'static str]| AgencySpec {
-        id,
-        kind,
-        name,
-        home_region: Some(home),
-        grants: vec![
-            (EmployersRead, regions.to_vec()),
-            (ReportsWrite, regions.to_vec()),
-            (ComplianceRead, regions.to_vec()),
-            (InspectionsRead, regions.to_vec()),
-            (SanctionsRead, regions.to_vec()),
-            (SanctionsWrite, regions.to_vec()),
-            (ReferralsRead, regions.to_vec()),
-            (ReferralsCreate, regions.to_vec()),
-            (FeedRead, regions.to_vec()),
-            (CoverageRead, Vec::new()),
-        ],
-    };
-    agencies.extend([
-        bpjs(
+    let agency =
+        |id, kind: AgencyKind, name, home, regions: &[&'static str], except: &[Scope]| AgencySpec {
+            id,
+            kind,
+            name,
+            home_region: home,
+            grants: grants_of(kind, regions, except),
+        };
+    let mut agencies = vec![
+        // Administrators read everything to support the parties, and audit every call.
+        agency(
+            ADMIN,
+            AgencyKind::Admin,
+            "Sinergi administrators",
+            None,
+            &[],
+            &[Admin],
+        ),
+        agency(
             "bpjs-kes-pekalongan",
             AgencyKind::BpjsKesehatan,
             "BPJS Kesehatan Cabang Pekalongan",
-            "33.75",
+            Some("33.75"),
             PEKALONGAN_BRANCH,
+            &[EmployersWrite, AuditRead],
         ),
-        bpjs(
+        agency(
             "bpjs-tk-pekalongan",
             AgencyKind::BpjsKetenagakerjaan,
             "BPJS Ketenagakerjaan Cabang Pekalongan",
-            "33.75",
+            Some("33.75"),
             PEKALONGAN_BRANCH,
+            &[EmployersWrite, AuditRead],
         ),
-        bpjs(
+        agency(
             "bpjs-kes-banten",
             AgencyKind::BpjsKesehatan,
             "BPJS Kesehatan Kedeputian Wilayah Banten",
-            "36",
+            Some("36"),
             &["36"],
+            &[EmployersWrite, AuditRead],
         ),
-        bpjs(
+        agency(
             "bpjs-tk-banten",
             AgencyKind::BpjsKetenagakerjaan,
             "BPJS Ketenagakerjaan Kantor Wilayah Banten",
-            "36",
+            Some("36"),
             &["36"],
+            &[EmployersWrite, AuditRead],
         ),
-    ]);
+    ];
     for region in &REGIONS {
-        let own = vec![region.code];
-        agencies.push(AgencySpec {
-            id: region.disnaker,
-            kind: AgencyKind::Disnaker,
-            name: disnaker_name(region.code),
-            home_region: Some(region.code),
-            grants: vec![
-                (EmployersRead, own.clone()),
-                (EmployersWrite, own.clone()),
-                (ReportsWrite, own.clone()),
-                (ComplianceRead, own.clone()),
-                (SanctionsRead, own.clone()),
-                (FeedRead, own),
-                (CoverageRead, Vec::new()),
-            ],
-        });
+        agencies.push(agency(
+            region.disnaker,
+            AgencyKind::Disnaker,
+            disnaker_name(region.code),
+            Some(region.code),
+            &[region.code],
+            &[AuditRead],
+        ));
     }
-    let inspectors = |id, name, province| AgencySpec {
-        id,
-        kind: AgencyKind::DisnakertransProvinsi,
-        name,
-        home_region: Some(province),
-        grants: vec![
-            (EmployersRead, vec![province]),
-            (ComplianceRead, vec![province]),
-            (InspectionsRead, vec![province]),
-            (InspectionsWrite, vec![province]),
-            (SanctionsRead, vec![province]),
-            (ReferralsRead, vec![province]),
-            (FeedRead, vec![province]),
-            (CoverageRead, Vec::new()),
-        ],
-    };
-    agencies.push(inspectors(
-        "disnakertrans-jateng",
-        "Disnakertrans Provinsi Jawa Tengah",
-        "33",
+    for (id, name, province) in [
+        (
+            "disnakertrans-jateng",
+            "Disnakertrans Provinsi Jawa Tengah",
+            "33",
+        ),
+        (
+            "disnakertrans-banten",
+            "Disnakertrans Provinsi Banten",
+            "36",
+        ),
+    ] {
+        let kind = AgencyKind::DisnakertransProvinsi;
+        agencies.push(agency(
+            id,
+            kind,
+            name,
+            Some(province),
+            &[province],
+            &[AuditRead],
+        ));
+    }
+    for (id, name, region) in [
+        (
+            "kejari-kota-pekalongan",
+            "Kejaksaan Negeri Kota Pekalongan",
+            "33.75",
+        ),
+        ("kejari-batang", "Kejaksaan Negeri Batang", "33.25"),
+    ] {
+        let kind = AgencyKind::Kejaksaan;
+        agencies.push(agency(
+            id,
+            kind,
+            name,
+            Some(region),
+            &[region],
+            &[AuditRead],
+        ));
+    }
+    agencies.push(agency(
+        "dpmptsp-batang",
+        AgencyKind::LicensingOffice,
+        "DPMPTSP Kabupaten Batang",
+        Some("33.25"),
+        &["33.25"],
+        &[],
     ));
-    agencies.push(inspectors(
-        "disnakertrans-banten",
-        "Disnakertrans Provinsi Banten",
-        "36",
+    agencies.push(agency(
+        "perjaka-banten",
+        AgencyKind::Forum,
+        "Tim Perjaka Wilayah Banten",
+        Some("36"),
+        &["36"],
+        &[],
     ));
-    let kejari = |id, name, region| AgencySpec {
-        id,
-        kind: AgencyKind::Kejaksaan,
-        name,
-        home_region: Some(region),
-        grants: vec![
-            (EmployersRead, vec![region]),
-            (ComplianceRead, vec![region]),
-            (InspectionsRead, vec![region]),
-            (SanctionsRead, vec![region]),
-            (ReferralsRead, vec![region]),
-            (ReferralsProgress, vec![region]),
-            (CoverageRead, Vec::new()),
-        ],
-    };
-    agencies.push(kejari(
-        "kejari-kota-pekalongan",
-        "Kejaksaan Negeri Kota Pekalongan",
-        "33.75",
-    ));
-    agencies.push(kejari("kejari-batang", "Kejaksaan Negeri Batang", "33.25"));
-    agencies.push(AgencySpec {
-        id: "dpmptsp-batang",
-        kind: AgencyKind::LicensingOffice,
-        name: "DPMPTSP Kabupaten Batang",
-        home_region: Some("33.25"),
-        grants: vec![
-            (SanctionsCheck, Vec::new()),
-            (SanctionsRead, vec!["33.25"]),
-            (SanctionsWrite, vec!["33.25"]),
-            (CoverageRead, Vec::new()),
-        ],
-    });
-    agencies.push(AgencySpec {
-        id: "perjaka-banten",
-        kind: AgencyKind::Forum,
-        name: "Tim Perjaka Wilayah Banten",
-        home_region: Some("36"),
-        grants: vec![(CoverageRead, Vec::new()), (ReferralsRead, vec!["36"])],
-    });
     agencies
+}
+
+/// The scopes of `kind`'s row but `except`, limited to `regions` (none: everywhere) — all but
+/// the coverage aggregates and the sanction check, which answer for any region.
+fn grants_of(
+    kind: AgencyKind,
+    regions: &[&'static str],
+    except: &[Scope],
+) -> Vec<(Scope, Vec<&'static str>)> {
+    kind.allowed_scopes()
+        .iter()
+        .filter(|scope| !except.contains(scope))
+        .map(|scope| match scope {
+            Scope::CoverageRead | Scope::SanctionsCheck => (*scope, Vec::new()),
+            _ => (*scope, regions.to_vec()),
+        })
+        .collect()
 }
 
 fn disnaker_name(code: &str) -> &'static str {
