@@ -32,6 +32,7 @@ pub struct Config {
     pub feed: FeedConfig,
     pub compliance: ComplianceConfig,
     pub limits: LimitsConfig,
+    pub grpc_web: GrpcWebConfig,
     pub tls: TlsConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
@@ -244,6 +245,61 @@ impl Default for MetricsConfig {
     }
 }
 
+/// gRPC-Web on the gRPC port, for browsers: the same services, layers and audit as gRPC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcWebConfig {
+    /// Accept gRPC-Web calls, over HTTP/1.1 as well as HTTP/2.
+    pub enabled: bool,
+    /// Web origins whose pages may call across origins (`https://console.example.go.id`).
+    /// None by default: only pages served from the server's own origin can call it.
+    pub cors_allowed_origins: Vec<WebOrigin>,
+}
+
+impl Default for GrpcWebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// A web origin as browsers send it: `scheme://host[:port]`, nothing after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebOrigin(String);
+
+impl WebOrigin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WebOrigin {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let refused =
+            || format!("`{text}` is not a web origin such as https://console.example.go.id");
+        let (scheme, host) = text.split_once("://").ok_or_else(refused)?;
+        let valid_host = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if !matches!(scheme, "http" | "https") || !valid_host {
+            return Err(refused());
+        }
+        Ok(Self(text))
+    }
+}
+
+impl From<WebOrigin> for String {
+    fn from(origin: WebOrigin) -> Self {
+        origin.0
+    }
+}
+
 /// The `grpc.health.v1` answers, which orchestrators use to route traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -377,6 +433,7 @@ impl Default for Config {
             feed: FeedConfig::default(),
             compliance: ComplianceConfig::default(),
             limits: LimitsConfig::default(),
+            grpc_web: GrpcWebConfig::default(),
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
             health: HealthConfig::default(),

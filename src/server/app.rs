@@ -283,7 +283,9 @@ impl App {
                 limits.keepalive_interval_secs.max(1),
             )))
             .max_connection_age(Duration::from_secs(limits.max_connection_age_secs.max(1)))
-            .max_connection_age_grace(Duration::from_secs(limits.max_connection_age_grace_secs));
+            .max_connection_age_grace(Duration::from_secs(limits.max_connection_age_grace_secs))
+            // Browsers send gRPC-Web over HTTP/1.1 unless TLS negotiates HTTP/2.
+            .accept_http1(self.config.grpc_web.enabled);
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
@@ -297,6 +299,7 @@ impl App {
                     methods: served_methods(),
                 },
                 limits,
+                &self.config.grpc_web,
             ))
             .add_service(health_service)
             .add_service(reflection_v1)

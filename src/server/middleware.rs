@@ -8,7 +8,11 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
-use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
+use tower::util::{Either, MapResponseLayer, option_layer};
+use tower_http::classify::{
+    GrpcCode, GrpcEosErrorsAsFailures, GrpcErrorsAsFailures, SharedClassifier,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -16,7 +20,7 @@ type GrpcRequest = http::Request<tonic::body::Body>;
 type MakeSpan = fn(&GrpcRequest) -> Span;
 
 use crate::auth::{Authenticator, layer::AuthLayer};
-use crate::config::LimitsConfig;
+use crate::config::{GrpcWebConfig, LimitsConfig};
 use crate::grpc::ServedMethod;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::server::audit_layer::AuditLayer;
@@ -26,6 +30,9 @@ use crate::server::limits::{
 };
 
 type Tracing = TraceLayer<SharedClassifier<GrpcErrorsAsFailures>, MakeSpan>;
+type Traced =
+    http::Response<tower_http::trace::ResponseBody<tonic::body::Body, GrpcEosErrorsAsFailures>>;
+type Untraced = MapResponseLayer<fn(Traced) -> http::Response<tonic::body::Body>>;
 
 pub type Layers = Stack<
     RequestFramingLayer,
@@ -41,7 +48,19 @@ pub type Layers = Stack<
                         AdmitLayer<InFlightLimit>,
                         Stack<
                             AdmitLayer<DatabaseState>,
-                            Stack<MetricsLayer, Stack<Tracing, Identity>>,
+                            Stack<
+                                MetricsLayer,
+                                Stack<
+                                    Tracing,
+                                    Stack<
+                                        Untraced,
+                                        Stack<
+                                            Either<tonic_web::GrpcWebLayer, Identity>,
+                                            Stack<Either<CorsLayer, Identity>, Identity>,
+                                        >,
+                                    >,
+                                >,
+                            >,
                         >,
                     >,
                 >,
@@ -59,9 +78,24 @@ pub struct Parts {
     pub methods: Vec<ServedMethod>,
 }
 
-pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
+pub fn layers(
+    parts: Parts,
+    limits: &LimitsConfig,
+    grpc_web: &GrpcWebConfig,
+) -> ServiceBuilder<Layers> {
     let rate_limit = CallerRateLimit::new(limits, Arc::clone(&parts.metrics));
     ServiceBuilder::new()
+        // CORS: answers browsers' preflight requests for the origins configured, and only for
+        // them; outermost, as a preflight is no call and carries no data.
+        .layer(option_layer(cors(grpc_web)))
+        // gRPC-Web: turns a browser's call into the gRPC call it stands for, so that everything
+        // inside — tracing, metrics, limits, audit, authentication — is the same code for both.
+        .layer(option_layer(
+            grpc_web.enabled.then(tonic_web::GrpcWebLayer::new),
+        ))
+        // Tracing's answer body wrapped as tonic's own, the type the gRPC-Web translation
+        // reads; tracing still sees the answer's end through it.
+        .layer(MapResponseLayer::new(untraced as fn(Traced) -> _))
         // Tracing: one span per call named by its gRPC method, so every log line a call causes
         // (including the store's) can be tied to it, and failures are logged with their status.
         .layer(TraceLayer::new(server_faults()).make_span_with(call_span as MakeSpan))
@@ -103,6 +137,44 @@ pub fn layers(parts: Parts, limits: &LimitsConfig) -> ServiceBuilder<Layers> {
                 .filter(|method| !method.client_streaming)
                 .map(|method| method.path),
         ))
+}
+
+fn untraced(response: Traced) -> http::Response<tonic::body::Body> {
+    response.map(tonic::body::Body::new)
+}
+
+/// The CORS policy of gRPC-Web calls from other origins, if any origin is allowed: the
+/// methods and headers a gRPC-Web client sends, and the gRPC status headers it must read.
+fn cors(grpc_web: &GrpcWebConfig) -> Option<CorsLayer> {
+    if !grpc_web.enabled || grpc_web.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<http::HeaderValue> = grpc_web
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|origin| http::HeaderValue::from_str(origin.as_str()).ok())
+        .collect();
+    let header = http::HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .allow_headers([
+                header("authorization"),
+                header("content-type"),
+                header("x-grpc-web"),
+                header("x-user-agent"),
+                header("grpc-timeout"),
+                header("x-purpose"),
+                header("x-request-id"),
+            ])
+            .expose_headers([
+                header("grpc-status"),
+                header("grpc-message"),
+                header("grpc-status-details-bin"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Statuses that say the server failed. The ones that answer a caller's own mistake or a
