@@ -128,7 +128,6 @@ pub async fn refresh_token(
 /// What a load made.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub agencies: usize,
     pub employers: usize,
     pub reports: usize,
     /// The id Sinergi gave the central case's employer.
@@ -181,7 +180,6 @@ pub async fn load(
     progress.done();
 
     Ok(Loaded {
-        agencies: world.agencies.len(),
         employers: world.employers.len(),
         reports: world.report_count(),
         central_employer_id: loader.employer_ids[world.central].clone(),
