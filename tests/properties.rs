@@ -1,0 +1,359 @@
+//! Properties of the domain rules over generated inputs (proptest), beside the examples the other
+//! tests hold: status computation, the inspection lifecycle, and the Merkle tree against a naive
+//! RFC 6962 reference.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use sinergi::audit::merkle::{self, Frontier, Hash};
+use sinergi::domain::agency::{AgencyId, AgencyKind};
+use sinergi::domain::cases::Subject;
+use sinergi::domain::compliance::{
+    Category, ComplianceStatus, EmployerFacts, Figures, Period, ProgrammeGroup, Report,
+    compute_status,
+};
+use sinergi::domain::employer::SizeClass;
+use sinergi::domain::inspection::{
+    Inspection, InspectionOutcome, InspectionStatus, InspectionStep, StepFields,
+};
+use sinergi::domain::scope::Programme;
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+fn now() -> OffsetDateTime {
+    time::macros::datetime!(2026-11-20 10:00 UTC)
+}
+
+fn report(figures: Figures) -> Report {
+    Report {
+        id: Uuid::now_v7(),
+        employer_id: Uuid::nil(),
+        period: Period {
+            year: 2026,
+            month: 10,
+        },
+        version: 1,
+        supersedes: None,
+        superseded: false,
+        source_agency: "test".into(),
+        submitted_at: now(),
+        figures,
+    }
+}
+
+/// The JKN status of an employer of `size` with `workers` reported at `wage` each, `registered`
+/// of them registered (declared at `declared` each, `arrears` months unpaid), enrolled or not.
+fn jkn_status(
+    size: SizeClass,
+    workers: u32,
+    wage: u64,
+    registered: u32,
+    declared: u64,
+    arrears: u32,
+    enrolled: bool,
+) -> ComplianceStatus {
+    let reports = [
+        report(Figures::Workforce {
+            total_workers: workers,
+            total_wage_bill: Some(wage * u64::from(workers)),
+            wage_bands: Vec::new(),
+        }),
+        report(Figures::Registration {
+            group: ProgrammeGroup::Jkn,
+            registered_workers: registered,
+            enrolled: if enrolled {
+                vec![Programme::Jkn]
+            } else {
+                Vec::new()
+            },
+            reported_wage_total: declared * u64::from(registered),
+            arrears_amount: u64::from(arrears) * 100_000,
+            arrears_months: arrears,
+        }),
+    ];
+    compute_status(
+        Uuid::nil(),
+        ProgrammeGroup::Jkn,
+        EmployerFacts {
+            size_class: Some(size),
+        },
+        &reports,
+        now(),
+    )
+}
+
+fn size_class() -> impl Strategy<Value = SizeClass> {
+    prop_oneof![
+        Just(SizeClass::Micro),
+        Just(SizeClass::Small),
+        Just(SizeClass::Medium),
+        Just(SizeClass::Large),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// COMPLIANT stands exactly when no other category does; registering more workers never
+    /// widens the gap, and the gap is what is left unregistered.
+    #[test]
+    fn statuses_follow_the_registered_count(
+        size in size_class(),
+        workers in 1u32..5_000,
+        wage in 1_000_000u64..12_000_000,
+        registered in 0u32..6_000,
+        more in 0u32..2_000,
+        declared_share in 50u64..=100,
+        arrears in 0u32..12,
+        enrolled in any::<bool>(),
+    ) {
+        let declared = wage * declared_share / 100;
+        let status = jkn_status(size, workers, wage, registered, declared, arrears, enrolled);
+        let compliant = status.categories.contains(&Category::Compliant);
+        prop_assert_eq!(compliant, status.categories == [Category::Compliant]);
+        prop_assert_eq!(
+            compliant,
+            !status.categories.iter().any(|c| c.is_non_compliance())
+        );
+        prop_assert_eq!(status.gap, workers.saturating_sub(registered));
+        prop_assert_eq!(
+            status.categories.contains(&Category::PdsTk) || status.categories.contains(&Category::Pwbd),
+            registered < workers
+        );
+        prop_assert_eq!(status.categories.contains(&Category::Tunggakan), arrears > 0);
+
+        let better = jkn_status(size, workers, wage, registered + more, declared, arrears, enrolled);
+        prop_assert!(better.gap <= status.gap);
+        if registered >= workers && arrears == 0 && enrolled && declared_share == 100 {
+            prop_assert!(compliant, "{:?}", status.categories);
+        }
+    }
+}
+
+/// Where the documented inspection lifecycle (lifecycle B) allows a step to lead.
+fn documented(from: InspectionStatus, step: InspectionStep) -> Option<InspectionStatus> {
+    use InspectionStatus::*;
+    use InspectionStep::*;
+    match (from, step) {
+        (Open, IssueNotaI) => Some(NotaI),
+        (NotaI, IssueNotaII) => Some(NotaII),
+        (NotaI | NotaII, RecordResponse) => Some(from),
+        (Open | NotaI | NotaII, Close) => Some(Closed),
+        _ => None,
+    }
+}
+
+/// A step to attempt: one the lifecycle offers when `follow` is set (the `pick`th of them),
+/// else `any`; dated `after` days after the previous attempt, a nota answerable in
+/// `response_days`.
+#[derive(Debug, Clone)]
+struct Attempt {
+    follow: bool,
+    pick: usize,
+    any: InspectionStep,
+    after: i64,
+    response_days: i64,
+    outcome: Option<InspectionOutcome>,
+}
+
+fn inspection_step() -> impl Strategy<Value = Attempt> {
+    (
+        any::<bool>(),
+        any::<usize>(),
+        prop::sample::select(InspectionStep::ALL.to_vec()),
+        0i64..20,
+        1i64..30,
+        prop::option::of(prop::sample::select(InspectionOutcome::ALL.to_vec())),
+    )
+        .prop_map(
+            |(follow, pick, any, after, response_days, outcome)| Attempt {
+                follow,
+                pick,
+                any,
+                after,
+                response_days,
+                outcome,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No sequence of steps takes an inspection where the documented lifecycle does not go; a
+    /// refused step changes nothing; the history grows by exactly the steps taken; and a step
+    /// the lifecycle offers, given what it needs, is taken.
+    #[test]
+    fn inspections_move_only_as_documented(steps in prop::collection::vec(inspection_step(), 1..12)) {
+        let office = AgencyId::parse("disnakertrans-jateng").expect("an id");
+        let opened: Date = time::macros::date!(2026 - 1 - 5);
+        let mut inspection = Inspection::open(
+            Subject { id: Uuid::nil(), employer_id: Uuid::nil(), region_code: "33.26" },
+            &office,
+            None,
+            None,
+            String::new(),
+            now(),
+            opened,
+        );
+        let mut day = opened;
+        let today = opened + Duration::days(400);
+        for attempt in steps {
+            day += Duration::days(attempt.after);
+            let offered = inspection.allowed_steps(day);
+            let following = attempt.follow && !offered.is_empty();
+            let step = if following {
+                offered[attempt.pick % offered.len()]
+            } else {
+                attempt.any
+            };
+            // What an offered step needs: before nota II, only COMPLIED closes.
+            let outcome = match step {
+                InspectionStep::Close if following && inspection.status != InspectionStatus::NotaII => {
+                    Some(InspectionOutcome::Complied)
+                }
+                InspectionStep::Close if following => {
+                    attempt.outcome.or(Some(InspectionOutcome::Complied))
+                }
+                _ => attempt.outcome,
+            };
+            let response_days = attempt.response_days;
+            let effective = day.to_string();
+            let due = (day + Duration::days(response_days)).to_string();
+            let fields = StepFields {
+                step: Some(step),
+                effective_date: &effective,
+                response_due: &due,
+                outcome,
+                note: "",
+                document_ref: "NP/1",
+            };
+            let validated = fields.validate(today);
+            prop_assert!(!following || validated.is_ok(), "{:?}", validated);
+            let Ok(request) = validated else { continue };
+            let before = inspection.clone();
+            let taken = inspection.advance(&office, AgencyKind::DisnakertransProvinsi, request, now());
+            prop_assert!(!following || taken.is_ok(), "{:?} {:?}", step, taken);
+            match taken {
+                Ok(()) => {
+                    prop_assert_eq!(Some(inspection.status), documented(before.status, step));
+                    prop_assert_eq!(inspection.history.len(), before.history.len() + 1);
+                    if inspection.status == InspectionStatus::Closed {
+                        let outcome = inspection.outcome.expect("a closed inspection's outcome");
+                        prop_assert!(
+                            outcome == InspectionOutcome::Complied
+                                || before.status == InspectionStatus::NotaII
+                        );
+                    }
+                }
+                Err(_) => prop_assert_eq!(&inspection, &before),
+            }
+        }
+    }
+}
+
+/// RFC 6962's MTH, computed the slow way.
+fn naive_root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => merkle::empty_root(),
+        1 => leaves[0],
+        n => {
+            let split = split_point(n);
+            merkle::node_hash(&naive_root(&leaves[..split]), &naive_root(&leaves[split..]))
+        }
+    }
+}
+
+/// The largest power of two below `n` (n > 1).
+fn split_point(n: usize) -> usize {
+    let mut k = 1;
+    while k * 2 < n {
+        k *= 2;
+    }
+    k
+}
+
+/// RFC 6962's PATH(m, D[n]).
+fn naive_path(index: usize, leaves: &[Hash]) -> Vec<Hash> {
+    if leaves.len() <= 1 {
+        return Vec::new();
+    }
+    let split = split_point(leaves.len());
+    if index < split {
+        let mut path = naive_path(index, &leaves[..split]);
+        path.push(naive_root(&leaves[split..]));
+        path
+    } else {
+        let mut path = naive_path(index - split, &leaves[split..]);
+        path.push(naive_root(&leaves[..split]));
+        path
+    }
+}
+
+/// RFC 6962's SUBPROOF(m, D[n], b).
+fn naive_subproof(m: usize, leaves: &[Hash], whole: bool) -> Vec<Hash> {
+    let n = leaves.len();
+    if m == n {
+        return if whole {
+            Vec::new()
+        } else {
+            vec![naive_root(leaves)]
+        };
+    }
+    let split = split_point(n);
+    if m <= split {
+        let mut proof = naive_subproof(m, &leaves[..split], whole);
+        proof.push(naive_root(&leaves[split..]));
+        proof
+    } else {
+        let mut proof = naive_subproof(m - split, &leaves[split..], false);
+        proof.push(naive_root(&leaves[..split]));
+        proof
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The tree's roots and proofs are those of the naive reference, for sizes up to 10,000;
+    /// a proof with any one bit changed is refused.
+    #[test]
+    fn the_tree_agrees_with_the_reference(
+        size in 1usize..=10_000,
+        salt in any::<u64>(),
+        index_seed in any::<u64>(),
+        old_seed in any::<u64>(),
+        bit in 0usize..256,
+    ) {
+        let leaves: Vec<Hash> = (0..size)
+            .map(|i| merkle::leaf_hash(format!("{salt}/{i}").as_bytes()))
+            .collect();
+        let mut frontier = Frontier::default();
+        let mut nodes = HashMap::new();
+        for leaf in &leaves {
+            nodes.extend(frontier.append(*leaf));
+        }
+        let root = naive_root(&leaves);
+        prop_assert_eq!(frontier.root(), root);
+        prop_assert_eq!(merkle::root_from_nodes(size as u64, &nodes), Some(root));
+
+        let index = (index_seed % size as u64) as usize;
+        let proof = merkle::inclusion_proof(index as u64, size as u64, &nodes).expect("a proof");
+        prop_assert_eq!(&proof, &naive_path(index, &leaves));
+        prop_assert!(merkle::verify_inclusion(index as u64, size as u64, &leaves[index], &proof, &root));
+
+        let old = 1 + (old_seed % size as u64) as usize;
+        let old_root = naive_root(&leaves[..old]);
+        let consistency = merkle::consistency_proof(old as u64, size as u64, &nodes).expect("a proof");
+        prop_assert_eq!(&consistency, &naive_subproof(old, &leaves, true));
+        prop_assert!(merkle::verify_consistency(old as u64, size as u64, &old_root, &root, &consistency));
+
+        if let Some(first) = proof.first() {
+            let mut bent = proof.clone();
+            let mut hash = *first;
+            hash[bit / 8] ^= 1 << (bit % 8);
+            bent[0] = hash;
+            prop_assert!(!merkle::verify_inclusion(index as u64, size as u64, &leaves[index], &bent, &root));
+        }
+    }
+}
