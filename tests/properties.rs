@@ -1,6 +1,6 @@
 //! Properties of the domain rules over generated inputs (proptest), beside the examples the other
-//! tests hold: status computation, the inspection lifecycle, and the Merkle tree against a naive
-//! RFC 6962 reference.
+//! tests hold: status computation, the inspection and referral lifecycles, and the Merkle tree
+//! against a naive RFC 6962 reference.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,9 @@ use sinergi::domain::compliance::{
 use sinergi::domain::employer::SizeClass;
 use sinergi::domain::inspection::{
     Inspection, InspectionOutcome, InspectionStatus, InspectionStep, StepFields,
+};
+use sinergi::domain::referral::{
+    Evidence, NewReferral, Referral, ReferralStatus, ReferralStep, StepFields as ReferralFields,
 };
 use sinergi::domain::scope::Programme;
 use time::{Date, Duration, OffsetDateTime};
@@ -144,23 +147,25 @@ fn documented(from: InspectionStatus, step: InspectionStep) -> Option<Inspection
 }
 
 /// A step to attempt: one the lifecycle offers when `follow` is set (the `pick`th of them),
-/// else `any`; dated `after` days after the previous attempt, a nota answerable in
-/// `response_days`.
+/// else `any`; dated `after` days after the previous attempt, with a due date (a nota's
+/// response, a demand's deadline) `response_days` after that.
 #[derive(Debug, Clone)]
-struct Attempt {
+struct Attempt<S> {
     follow: bool,
     pick: usize,
-    any: InspectionStep,
+    any: S,
     after: i64,
     response_days: i64,
     outcome: Option<InspectionOutcome>,
 }
 
-fn inspection_step() -> impl Strategy<Value = Attempt> {
+fn attempt<S: Clone + std::fmt::Debug + 'static>(
+    all: &'static [S],
+) -> impl Strategy<Value = Attempt<S>> {
     (
         any::<bool>(),
         any::<usize>(),
-        prop::sample::select(InspectionStep::ALL.to_vec()),
+        prop::sample::select(all.to_vec()),
         0i64..20,
         1i64..30,
         prop::option::of(prop::sample::select(InspectionOutcome::ALL.to_vec())),
@@ -184,7 +189,7 @@ proptest! {
     /// refused step changes nothing; the history grows by exactly the steps taken; and a step
     /// the lifecycle offers, given what it needs, is taken.
     #[test]
-    fn inspections_move_only_as_documented(steps in prop::collection::vec(inspection_step(), 1..12)) {
+    fn inspections_move_only_as_documented(steps in prop::collection::vec(attempt(InspectionStep::ALL), 1..12)) {
         let office = AgencyId::parse("disnakertrans-jateng").expect("an id");
         let opened: Date = time::macros::date!(2026 - 1 - 5);
         let mut inspection = Inspection::open(
@@ -354,6 +359,113 @@ proptest! {
             hash[bit / 8] ^= 1 << (bit % 8);
             bent[0] = hash;
             prop_assert!(!merkle::verify_inclusion(index as u64, size as u64, &leaves[index], &bent, &root));
+        }
+    }
+}
+
+/// Where the documented referral lifecycle (lifecycle C) allows the Kejari's step to lead.
+fn documented_referral(from: ReferralStatus, step: ReferralStep) -> Option<ReferralStatus> {
+    use ReferralStatus as S;
+    use ReferralStep::*;
+    let open = matches!(from, S::DemandSent | S::Meeting | S::Undertaking);
+    match (from, step) {
+        (S::SkkIssued, ReceiveSkk) => Some(S::SkkReceived),
+        (S::SkkReceived | S::DemandSent, SendDemand) => Some(S::DemandSent),
+        (S::DemandSent | S::Meeting, HoldMeeting) => Some(S::Meeting),
+        (S::Meeting | S::Undertaking, RecordUndertaking) => Some(S::Undertaking),
+        (_, ResolveComplied) if open => Some(S::ResolvedComplied),
+        (_, ResolvePaid) if open => Some(S::ResolvedPaid),
+        (S::SkkReceived, Fail) => Some(S::Failed),
+        (_, Fail) if open => Some(S::Failed),
+        (S::Failed, ReturnSkk) => Some(S::SkkReturned),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No sequence of steps takes a referral where the documented lifecycle does not go; only
+    /// the addressed Kejari moves it; a refused step changes nothing; and a step the lifecycle
+    /// offers, given what it needs, is taken.
+    #[test]
+    fn referrals_move_only_as_documented(
+        steps in prop::collection::vec((attempt(ReferralStep::ALL), any::<bool>()), 1..12),
+    ) {
+        let bpjs = AgencyId::parse("bpjs-kes-pekalongan").expect("an id");
+        let kejari = AgencyId::parse("kejari-batang").expect("an id");
+        let opened: Date = time::macros::date!(2026 - 1 - 5);
+        let status = jkn_status(SizeClass::Large, 1_500, 2_400_000, 1_000, 2_400_000, 0, true);
+        let evidence = Evidence::of(Some(status), ProgrammeGroup::Jkn, Vec::new()).expect("evidence");
+        let mut referral = Referral::open(
+            Subject { id: Uuid::nil(), employer_id: Uuid::nil(), region_code: "33.25" },
+            NewReferral {
+                employer_id: Uuid::nil(),
+                kejari_agency: kejari.clone(),
+                skk_number: "SKK-1/2026".into(),
+                skk_date: opened,
+                amount_claimed: 1_000_000,
+                previous_referral: None,
+                note: String::new(),
+            },
+            &bpjs,
+            ProgrammeGroup::Jkn,
+            evidence,
+            None,
+            now(),
+        )
+        .expect("a referral");
+        let mut day = opened;
+        let today = opened + Duration::days(400);
+        for (attempt, by_bpjs) in steps {
+            day += Duration::days(attempt.after);
+            let offered = referral.status.allowed_steps();
+            let following = attempt.follow && !by_bpjs && !offered.is_empty();
+            let step = if following {
+                offered[attempt.pick % offered.len()]
+            } else {
+                attempt.any
+            };
+            let effective = day.to_string();
+            let due = (day + Duration::days(attempt.response_days)).to_string();
+            // What an offered step needs: an undertaking its instalments, a payment its amount.
+            let instalments = if step == ReferralStep::RecordUndertaking {
+                vec![(due.as_str(), 500_000)]
+            } else {
+                Vec::new()
+            };
+            let fields = ReferralFields {
+                step: Some(step),
+                effective_date: &effective,
+                due_date: if matches!(step, ReferralStep::SendDemand | ReferralStep::HoldMeeting) {
+                    &due
+                } else {
+                    ""
+                },
+                instalments,
+                amount_recovered: if step == ReferralStep::ResolvePaid { 1_000_000 } else { 0 },
+                note: "",
+                document_ref: "B/1",
+            };
+            let validated = fields.validate(today);
+            prop_assert!(!following || validated.is_ok(), "{:?}", validated);
+            let Ok(request) = validated else { continue };
+            let (actor, kind) = if by_bpjs {
+                (&bpjs, AgencyKind::BpjsKesehatan)
+            } else {
+                (&kejari, AgencyKind::Kejaksaan)
+            };
+            let before = referral.clone();
+            let taken = referral.advance(actor, kind, request, now());
+            prop_assert!(!following || taken.is_ok(), "{:?} {:?}", step, taken);
+            match taken {
+                Ok(()) => {
+                    prop_assert!(!by_bpjs);
+                    prop_assert_eq!(Some(referral.status), documented_referral(before.status, step));
+                    prop_assert_eq!(referral.history.len(), before.history.len() + 1);
+                }
+                Err(_) => prop_assert_eq!(&referral, &before),
+            }
         }
     }
 }
