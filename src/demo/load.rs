@@ -21,8 +21,10 @@ use crate::client::{
 };
 use crate::domain::agency::{AgencyKind, KeyAlgorithm};
 use crate::domain::compliance::ProgrammeGroup;
-use crate::domain::scope::Programme;
 use crate::grpc::agency_admin::convert::agency_kind_to_proto;
+use crate::grpc::compliance::convert::programme_group_to_proto;
+use crate::grpc::convert::programme_to_proto;
+use crate::grpc::employer::convert::size_class_to_proto;
 use crate::proto::{
     self, compliance_service_client::ComplianceServiceClient,
     employer_service_client::EmployerServiceClient,
@@ -665,11 +667,6 @@ fn grants_of(agency: &AgencySpec) -> Vec<(&'static str, &[&'static str])> {
 }
 
 fn employer_message(employer: &EmployerSpec) -> proto::Employer {
-    let size = proto::SizeClass::from_str_name(&format!(
-        "SIZE_CLASS_{}",
-        employer.size.as_str().to_uppercase()
-    ))
-    .unwrap_or_default();
     proto::Employer {
         npwp: employer.npwp.clone(),
         nib: employer.nib.clone(),
@@ -679,7 +676,7 @@ fn employer_message(employer: &EmployerSpec) -> proto::Employer {
             code: employer.region.code.into(),
         }),
         kbli: employer.kbli.into(),
-        size_class: size.into(),
+        size_class: size_class_to_proto(Some(employer.size)).into(),
         workforce_declared: Some(employer.months[0].workers),
         ..Default::default()
     }
@@ -737,26 +734,20 @@ fn registration(
     group: ProgrammeGroup,
     figures: &Registration,
 ) -> proto::ReportSubmission {
-    let group = match group {
-        ProgrammeGroup::Jkn => proto::ProgrammeGroup::Jkn,
-        ProgrammeGroup::Ketenagakerjaan => proto::ProgrammeGroup::Ketenagakerjaan,
-    };
     submission(
         employer_id,
         Some(period_of(month)),
         proto::report_submission::Figures::Registration(proto::RegistrationFigures {
-            programme_group: group.into(),
+            programme_group: programme_group_to_proto(group).into(),
             registered_workers: figures.registered,
-            enrolled_programmes: figures.enrolled.iter().map(programme).collect(),
+            enrolled_programmes: figures
+                .enrolled
+                .iter()
+                .map(|programme| programme_to_proto(*programme).into())
+                .collect(),
             reported_wage_total: figures.declared_wages,
             arrears_amount: figures.arrears_amount,
             arrears_months: figures.arrears_months,
         }),
     )
-}
-
-fn programme(programme: &Programme) -> i32 {
-    proto::Programme::from_str_name(&format!("PROGRAMME_{}", programme.as_str()))
-        .unwrap_or_default()
-        .into()
 }
