@@ -3,8 +3,6 @@
 
 use std::{env, fs, io, path::PathBuf};
 
-use prost::Message;
-
 const PROTO_ROOT: &str = "proto";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,16 +13,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=migrations");
     let protos = proto_files(&PathBuf::from(PROTO_ROOT).join("sinergi/v1"))?;
 
-    let descriptors = protox::Compiler::new([PROTO_ROOT])?
+    let mut compiler = protox::Compiler::new([PROTO_ROOT])?;
+    compiler
         .include_source_info(true)
         .include_imports(true)
-        .open_files(&protos)?
-        .file_descriptor_set();
+        .open_files(&protos)?;
+    let descriptors = compiler.file_descriptor_set();
 
+    // Encoded by protox itself: the typed descriptors drop the options they do not declare,
+    // such as the `google.api.http` bindings the HTTP door is routed by.
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("sinergi_descriptor.bin"),
-        descriptors.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
 
     // Servers and clients are generated apart because they decode differently: bytes that are

@@ -33,6 +33,7 @@ pub struct Config {
     pub compliance: ComplianceConfig,
     pub limits: LimitsConfig,
     pub grpc_web: GrpcWebConfig,
+    pub http: HttpConfig,
     pub tls: TlsConfig,
     pub metrics: MetricsConfig,
     pub health: HealthConfig,
@@ -245,6 +246,26 @@ impl Default for MetricsConfig {
     }
 }
 
+/// The HTTP/JSON door: every RPC at the path its `google.api.http` binding names, through the
+/// same layers and audit as a gRPC call, and the OpenAPI document at `/openapi.json`. Plain
+/// HTTP on its own port: on loopback by default; in a cluster, TLS ends at the ingress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    /// Address of the HTTP/JSON listener (HTTP/1.1 and HTTP/2). Port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
 /// gRPC-Web on the gRPC port, for browsers: the same services, layers and audit as gRPC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -434,6 +455,7 @@ impl Default for Config {
             compliance: ComplianceConfig::default(),
             limits: LimitsConfig::default(),
             grpc_web: GrpcWebConfig::default(),
+            http: HttpConfig::default(),
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
             health: HealthConfig::default(),

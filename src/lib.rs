@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod store;

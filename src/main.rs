@@ -35,8 +35,10 @@ enum Command {
     /// Batang and Banten, thousands of fictional employers and their cases, loaded through the
     /// public RPCs; serves until Ctrl-C. A second run resumes the same world.
     Demo(DemoArgs),
-    /// Run the gRPC server until SIGINT or SIGTERM.
+    /// Run the server (gRPC, and HTTP/JSON on its own port) until SIGINT or SIGTERM.
     Serve(ConfigArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP/JSON door (also served at /openapi.json).
+    Openapi,
     /// Apply pending database migrations, then exit.
     Migrate(ConfigArgs),
     /// Check the configuration (file, environment, flags) and print the settings in effect,
@@ -86,9 +88,12 @@ struct DemoArgs {
     /// The demo's data directory: made by the demo, refused if it holds anything else.
     #[arg(long, default_value = "sinergi-demo")]
     dir: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on for gRPC.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: std::net::SocketAddr,
+    /// Address to listen on for HTTP/JSON.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_listen: std::net::SocketAddr,
     /// Employers of the world (at least 100).
     #[arg(long, default_value_t = sinergi::demo::world::DEFAULT_EMPLOYERS)]
     employers: usize,
@@ -180,11 +185,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = sinergi::demo::DemoOptions {
                 dir: args.dir,
                 listen: args.listen,
+                http_listen: args.http_listen,
                 employers: args.employers,
                 reset: args.reset,
             };
             let _telemetry = telemetry::init(&sinergi::demo::config(&options).log)?;
             sinergi::demo::run(options, shutdown_signal()).await?;
+        }
+        Command::Openapi => {
+            use std::io::Write;
+            let pool = sinergi::http::descriptor_pool()?;
+            let bindings = sinergi::http::routes::Bindings::from_pool(&pool)?;
+            std::io::stdout().write_all(&sinergi::http::openapi::document(&pool, &bindings))?;
         }
         Command::Serve(args) => {
             let config = args.load()?;

@@ -1,6 +1,7 @@
 //! The contract, checked with the tool API reviewers use: `buf lint` (PyPI's `buf-bin`, in a
 //! virtual environment under `target/`) passes over `proto/` with the rules of
-//! `proto/buf.yaml`, and refuses a contract that breaks one of them.
+//! `proto/buf.yaml`, and refuses a contract that breaks one of them; and the OpenAPI document
+//! generated from it is valid OpenAPI 3.1 (`openapi-spec-validator`), a broken one refused.
 
 mod common;
 
@@ -13,6 +14,43 @@ const PACKAGES: [&str; 1] = ["buf-bin==1.75.0"];
 
 fn buf() -> std::path::PathBuf {
     python("contract-venv", &PACKAGES).with_file_name("buf")
+}
+
+const OPENAPI_PACKAGES: [&str; 1] = ["openapi-spec-validator==0.7.1"];
+
+fn openapi_validator() -> std::path::PathBuf {
+    python("openapi-venv", &OPENAPI_PACKAGES).with_file_name("openapi-spec-validator")
+}
+
+fn openapi_document() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+}
+
+#[test]
+fn the_openapi_document_is_valid_openapi_3_1() {
+    run(Command::new(openapi_validator()).arg(openapi_document()));
+}
+
+#[test]
+fn the_openapi_validator_refuses_a_broken_document() {
+    let text = std::fs::read_to_string(openapi_document()).expect("docs/openapi.json");
+    let mut document: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    // A path parameter that no path template names, which OpenAPI forbids.
+    document["paths"]["/v1/coverage"]["get"]["parameters"]
+        .as_array_mut()
+        .expect("parameters")
+        .push(
+            serde_json::json!({"name": "ghost", "in": "path", "required": true,
+            "schema": {"type": "string"}}),
+        );
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let broken = scratch.path().join("openapi.json");
+    std::fs::write(&broken, document.to_string()).expect("the broken copy");
+    let output = Command::new(openapi_validator())
+        .arg(&broken)
+        .output()
+        .expect("the validator runs");
+    assert!(!output.status.success(), "{output:?}");
 }
 
 fn contract() -> &'static Path {

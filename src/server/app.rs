@@ -58,6 +58,8 @@ pub enum StartupError {
     Transport(#[from] tonic::transport::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot set up the HTTP/JSON door: {0}")]
+    Http(#[from] crate::http::GatewayError),
 }
 
 pub struct App {
@@ -65,6 +67,7 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
     probe_listener: Option<TcpListener>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     store: Arc<dyn Store>,
@@ -115,6 +118,11 @@ impl App {
         } else {
             None
         };
+        let http_listener = if config.http.enabled {
+            Some(TcpListener::bind(config.http.listen).await?)
+        } else {
+            None
+        };
         let probe_listener = match config.health.probe_listen {
             Some(address) => Some(TcpListener::bind(address).await?),
             None => None,
@@ -128,6 +136,7 @@ impl App {
         };
         tracing::info!(
             %addr,
+            http = %address_of(&http_listener),
             metrics = %address_of(&metrics_listener),
             probe = %address_of(&probe_listener),
             backend = store.backend(),
@@ -139,6 +148,7 @@ impl App {
             listener,
             addr,
             metrics_listener,
+            http_listener,
             probe_listener,
             tls,
             store,
@@ -160,6 +170,13 @@ impl App {
     /// The address of the plaintext health port, if it is on.
     pub fn probe_addr(&self) -> Option<SocketAddr> {
         self.probe_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// The address of the HTTP/JSON door, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_listener
             .as_ref()
             .and_then(|listener| listener.local_addr().ok())
     }
@@ -289,18 +306,8 @@ impl App {
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
-        let server = builder
-            .layer(middleware::layers(
-                middleware::Parts {
-                    audit: AuditLayer::new(writer),
-                    authenticator: Arc::clone(&self.authenticator),
-                    metrics: Arc::clone(&self.metrics),
-                    database,
-                    methods: served_methods(),
-                },
-                limits,
-                &self.config.grpc_web,
-            ))
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -355,9 +362,46 @@ impl App {
                 EmployerServiceServer::new(EmployerApi::new(Arc::clone(&self.store)))
                     .max_decoding_message_size(max_message),
             );
+        // One stack, so both doors share one set of limits, one audit writer and one set of
+        // rate buckets: a call counts the same whichever door it came through.
+        let calls: middleware::Calls = middleware::layers(
+            middleware::Parts {
+                audit: AuditLayer::new(writer),
+                authenticator: Arc::clone(&self.authenticator),
+                metrics: Arc::clone(&self.metrics),
+                database,
+                methods: served_methods(),
+            },
+            limits,
+            &self.config.grpc_web,
+        )
+        .service(routes.routes().prepare());
+
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+        let http_door = match self.http_listener {
+            Some(listener) => {
+                let gateway = crate::http::Gateway::new(
+                    calls.clone(),
+                    max_message,
+                    limits.request_timeout(),
+                )?;
+                let grace = self.config.shutdown_grace();
+                let mut stopped = http_stopped;
+                Some(tokio::spawn(gateway.serve(
+                    listener,
+                    async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    },
+                    grace,
+                )))
+            }
+            None => None,
+        };
+        let mut http_door = http_door.map(AbortOnDrop);
 
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = server.serve_with_incoming_shutdown(
+        let server = builder.serve_with_incoming_shutdown(
+            calls,
             TcpIncoming::from(self.listener).with_nodelay(Some(true)),
             async {
                 let _ = stopped.await;
@@ -377,7 +421,17 @@ impl App {
             .set_service_status(LIVENESS, ServingStatus::NotServing)
             .await;
         let _ = stop_accepting.send(());
-        match tokio::time::timeout(self.config.shutdown_grace(), &mut server).await {
+        let _ = stop_http.send(true);
+        let http_finished = async {
+            if let Some(door) = http_door.as_mut() {
+                let _ = (&mut door.0).await;
+            }
+        };
+        let (served, ()) = tokio::join!(
+            tokio::time::timeout(self.config.shutdown_grace(), &mut server),
+            http_finished
+        );
+        match served {
             Ok(result) => result?,
             Err(_) => tracing::warn!("grace period over: abandoning calls still in flight"),
         }

@@ -69,6 +69,10 @@ pub type Layers = Stack<
     >,
 >;
 
+/// Every service of the server inside the layers: what the gRPC port serves, and what the
+/// HTTP/JSON door sends its transcoded calls into.
+pub type Calls = <Layers as tower::Layer<tonic::service::Routes>>::Service;
+
 pub struct Parts {
     pub audit: AuditLayer,
     pub authenticator: Arc<Authenticator>,

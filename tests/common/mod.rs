@@ -64,6 +64,8 @@ pub struct TestApp {
     server: Option<JoinHandle<()>>,
     /// Where the server's Prometheus endpoint listens.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where the HTTP/JSON door listens, if it is on.
+    pub http_addr: Option<std::net::SocketAddr>,
     /// Where the server's plaintext health port listens, if configured.
     pub probe_addr: Option<std::net::SocketAddr>,
     // Held for their Drop: the SQLite directory and the PostgreSQL database (a replica shares
@@ -268,6 +270,7 @@ pub async fn spawn_app_over(
     };
     config.database.max_connections = 8;
     config.metrics.listen = "127.0.0.1:0".parse().expect("address");
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
     adjust(&mut config);
 
     // The first administrator, as `sinergi admin bootstrap` creates it on a new deployment.
@@ -324,6 +327,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
     let app = App::build(config, listener).await.expect("build app");
     let addr = app.addr();
     let metrics_addr = app.metrics_addr();
+    let http_addr = app.http_addr();
     let probe_addr = app.probe_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -337,6 +341,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
     Started {
         addr,
         metrics_addr,
+        http_addr,
         probe_addr,
         channel,
         shutdown,
@@ -347,6 +352,7 @@ async fn start_server(config: Config, client_tls: Option<ClientTlsConfig>) -> St
 struct Started {
     addr: std::net::SocketAddr,
     metrics_addr: Option<std::net::SocketAddr>,
+    http_addr: Option<std::net::SocketAddr>,
     probe_addr: Option<std::net::SocketAddr>,
     channel: Channel,
     shutdown: oneshot::Sender<()>,
@@ -366,6 +372,7 @@ impl Started {
             shutdown: Some(self.shutdown),
             server: Some(self.server),
             metrics_addr: self.metrics_addr,
+            http_addr: self.http_addr,
             probe_addr: self.probe_addr,
             _data_dir: None,
             _database: None,

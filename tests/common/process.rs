@@ -120,6 +120,7 @@ impl ServerProcess {
             .arg("serve")
             .env("SINERGI_LISTEN", "127.0.0.1:0")
             .env("SINERGI_METRICS__LISTEN", "127.0.0.1:0")
+            .env("SINERGI_HTTP__LISTEN", "127.0.0.1:0")
             .env("SINERGI_DATA_DIR", deployment.data_dir())
             .env(
                 "SINERGI_AUTH__SIGNING_KEY_FILE",

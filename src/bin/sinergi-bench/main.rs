@@ -346,6 +346,7 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     config.metrics.listen = "127.0.0.1:0".parse()?;
+    config.http.listen = "127.0.0.1:0".parse()?;
     // The bench drives everything as one agency on purpose; the per-agency limit would
     // measure itself.
     config.limits.agency_calls_per_second = 0;
