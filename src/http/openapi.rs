@@ -10,7 +10,7 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value as Json, json};
 
-use super::routes::{Binding, Bindings, BodyRule};
+use super::routes::{Binding, Bindings, BodyRule, dotted};
 
 /// Message nesting followed when flattening a request into query parameters.
 const QUERY_DEPTH: usize = 3;
@@ -248,14 +248,6 @@ fn query_parameters(
             _ => found(&name, &field),
         }
     }
-}
-
-fn dotted(fields: &[FieldDescriptor]) -> String {
-    fields
-        .iter()
-        .map(FieldDescriptor::name)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn well_known(message: &MessageDescriptor) -> bool {

@@ -11,7 +11,7 @@ use prost_reflect::{
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::routes::{BodyRule, PathValues, field_path};
+use super::routes::{BodyRule, PathValues, dotted, field_path};
 
 /// The largest integer a JSON number holds exactly (2^53): larger 64-bit values must be
 /// strings, as the proto3 JSON mapping writes them, or they would arrive rounded.
@@ -178,14 +178,6 @@ fn slot<'m, 'f>(
         };
     }
     Some((current, last))
-}
-
-fn dotted(fields: &[FieldDescriptor]) -> String {
-    fields
-        .iter()
-        .map(FieldDescriptor::name)
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// A scalar value from its text, as the JSON mapping writes it (enums by name or number).

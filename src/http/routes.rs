@@ -273,6 +273,15 @@ fn split_path(path: &str) -> Option<(Vec<String>, Option<String>)> {
     Some((segments, custom_verb))
 }
 
+/// A field path by its proto names, as bindings and error details write it (`region_prefix.code`).
+pub fn dotted(fields: &[FieldDescriptor]) -> String {
+    fields
+        .iter()
+        .map(FieldDescriptor::name)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// The fields a dotted path (`region_prefix.code`, proto or JSON names) walks through; every
 /// field but the last a singular message.
 pub fn field_path(
