@@ -7,6 +7,7 @@
 //! the code reaches a client.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -100,6 +101,73 @@ impl From<StoreError> for Status {
 impl From<ValidationError> for Status {
     fn from(error: ValidationError) -> Self {
         ApiError::from(error).into()
+    }
+}
+
+/// Why a call is refused before it reaches a service: the server protecting itself rather than
+/// anything wrong with the call. Each tells the caller when a retry can succeed
+/// (`google.rpc.RetryInfo`), which the HTTP door also sends as `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+pub enum Overload {
+    #[error("the server is at capacity; retry with backoff")]
+    AtCapacity,
+    #[error("agency {agency} is over its rate of calls; retry with backoff")]
+    AgencyRate {
+        agency: String,
+        retry_after: Duration,
+    },
+    #[error("too many token requests from this address; an access token lasts minutes, reuse it")]
+    TokenRequestRate { retry_after: Duration },
+    #[error("the database is unreachable; retry with backoff")]
+    DatabaseDown,
+    #[error("the audit log cannot record this call; retry with backoff")]
+    AuditUnavailable,
+}
+
+/// How soon a retry may find room when nothing more precise is known: about the time a
+/// call takes to be served, and the time the health check takes to see a database again.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl From<Overload> for Status {
+    fn from(overload: Overload) -> Self {
+        let (code, reason, retry_after, metadata) = match &overload {
+            Overload::AtCapacity => (
+                Code::ResourceExhausted,
+                "AT_CAPACITY",
+                DEFAULT_RETRY_AFTER,
+                HashMap::new(),
+            ),
+            Overload::AgencyRate {
+                agency,
+                retry_after,
+            } => (
+                Code::ResourceExhausted,
+                "AGENCY_RATE_EXCEEDED",
+                *retry_after,
+                HashMap::from([("agency_id".to_owned(), agency.clone())]),
+            ),
+            Overload::TokenRequestRate { retry_after } => (
+                Code::ResourceExhausted,
+                "TOKEN_REQUEST_RATE_EXCEEDED",
+                *retry_after,
+                HashMap::new(),
+            ),
+            Overload::DatabaseDown => (
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+                DEFAULT_RETRY_AFTER,
+                HashMap::new(),
+            ),
+            Overload::AuditUnavailable => (
+                Code::Unavailable,
+                "AUDIT_UNAVAILABLE",
+                DEFAULT_RETRY_AFTER,
+                HashMap::new(),
+            ),
+        };
+        let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+        details.set_retry_info(Some(retry_after));
+        Status::with_error_details(code, overload.to_string(), details)
     }
 }
 

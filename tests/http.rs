@@ -414,6 +414,79 @@ async fn a_slow_body_is_timed_out() {
     upsert(&app, "PT Setelah Lambat").await;
 }
 
+/// An agency over its rate is told when to come back: RetryInfo in the status, the same
+/// delay rounded up to whole seconds in `Retry-After`, over HTTP as over gRPC.
+#[tokio::test]
+async fn a_caller_over_its_rate_is_told_when_to_retry() {
+    use tonic_types::StatusExt;
+
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        // A call a second after a burst of twenty: enough for the set-up's own calls, and the
+        // calls below come within milliseconds of each other.
+        config.limits.agency_calls_per_second = 1;
+        config.limits.agency_burst = 20;
+    })
+    .await;
+    let reader = app
+        .agency(AgencyKind::Disnaker, &[("employers.read", &[])])
+        .await;
+    let path = format!("/v1/employers/{}", uuid::Uuid::new_v4());
+    let mut served = 0;
+    let limited = loop {
+        let answer = Call::get(&path).by(&reader).send(&app).await;
+        if answer.status != StatusCode::NOT_FOUND {
+            break answer;
+        }
+        served += 1;
+        assert!(
+            served <= 21,
+            "the burst is twenty, and a token a second comes back"
+        );
+    };
+    assert!(served >= 19, "{served} of the burst of twenty served");
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        limited
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1"),
+        "a token a second comes within a second"
+    );
+    let status = limited.json();
+    let details = status["details"].as_array().expect("details");
+    let retry = details
+        .iter()
+        .find(|detail| detail["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
+        .expect("RetryInfo");
+    let delay: f64 = retry["retryDelay"]
+        .as_str()
+        .and_then(|text| text.strip_suffix('s'))
+        .and_then(|seconds| seconds.parse().ok())
+        .expect("a duration");
+    assert!(delay > 0.0 && delay <= 1.0, "{delay}");
+    assert!(
+        details
+            .iter()
+            .any(|detail| detail["reason"] == "AGENCY_RATE_EXCEEDED")
+    );
+
+    let over_grpc = app
+        .employers_as(&reader.token)
+        .get_employer(common::get_employer(&uuid::Uuid::new_v4().to_string()))
+        .await
+        .expect_err("still over the rate");
+    assert_eq!(over_grpc.code(), tonic::Code::ResourceExhausted);
+    let delay = over_grpc
+        .get_details_retry_info()
+        .and_then(|retry| retry.retry_delay)
+        .expect("RetryInfo over gRPC");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(1),
+        "{delay:?}"
+    );
+}
+
 async fn the_feed_streams_as_server_sent_events_and_resumes_from_last_event_id(app: TestApp) {
     let watcher = app
         .agency(

@@ -8,6 +8,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 /// The frame prefix of a gRPC message: compression flag, then a big-endian length.
 const PREFIX_LEN: usize = 5;
@@ -141,15 +142,13 @@ impl Renderer {
             Code::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Code::ResourceExhausted if code == StatusCode::TOO_MANY_REQUESTS => {
-                let seconds = status
-                    .get_details_retry_info()
-                    .and_then(|retry| retry.retry_delay)
-                    .map_or(1, |delay| delay.as_secs().max(1));
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            Code::Unavailable => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Code::ResourceExhausted | Code::Unavailable
+                if matches!(
+                    code,
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                ) =>
+            {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after(status)));
             }
             _ => {}
         }
@@ -157,7 +156,16 @@ impl Renderer {
     }
 }
 
-use tonic_types::StatusExt;
+/// Whole seconds until a retry may succeed, as `Retry-After` gives them: the status's
+/// `RetryInfo` rounded up (a client told 0 would retry at once), one second without one.
+fn retry_after(status: &Status) -> u64 {
+    status
+        .get_details_retry_info()
+        .and_then(|retry| retry.retry_delay)
+        .map_or(1, |delay| {
+            (delay.as_secs() + u64::from(delay.subsec_nanos() > 0)).max(1)
+        })
+}
 
 fn json(message: &DynamicMessage) -> Result<Vec<u8>, Status> {
     let options = SerializeOptions::new().skip_default_fields(false);

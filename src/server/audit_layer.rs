@@ -11,6 +11,7 @@ use std::{
 use tower::{Layer, Service};
 
 use crate::audit::CallAudit;
+use crate::error::Overload;
 use crate::workers::audit_writer::AuditWriter;
 
 /// Calls that carry no agency data and touch no record: health probes (made every few seconds
@@ -124,10 +125,7 @@ where
                 Ok(()) => Ok(response),
                 Err(error) => {
                     tracing::error!(%error, "call not answered: its audit entry cannot be stored");
-                    Ok(tonic::Status::unavailable(
-                        "the audit log cannot record this call; retry with backoff",
-                    )
-                    .into_http())
+                    Ok(tonic::Status::from(Overload::AuditUnavailable).into_http())
                 }
             }
         });

@@ -25,6 +25,7 @@ use tower::{Layer, Service};
 
 use crate::auth::principal::Principal;
 use crate::config::LimitsConfig;
+use crate::error::Overload;
 use crate::metrics::Metrics;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -121,7 +122,7 @@ impl Admission for InFlightLimit {
                 "call shed: at the in-flight limit"
             );
             self.metrics.record_shed();
-            Status::resource_exhausted("the server is at capacity; retry with backoff")
+            Overload::AtCapacity.into()
         })
     }
 }
@@ -154,7 +155,8 @@ impl Buckets {
         })
     }
 
-    fn take(&self, key: &str, now: Instant) -> bool {
+    /// Takes a token for `key`, or tells how long until there is one.
+    fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let mut buckets = self
             .buckets
             .lock()
@@ -182,15 +184,16 @@ impl Bucket {
         self.tokens + now.saturating_duration_since(self.refilled).as_secs_f64() * per_second
     }
 
-    /// Refills for the time since the last call, then takes one token if there is one.
-    fn take(&mut self, now: Instant, per_second: f64, burst: f64) -> bool {
+    /// Refills for the time since the last call, then takes one token if there is one, or
+    /// tells how long until there is.
+    fn take(&mut self, now: Instant, per_second: f64, burst: f64) -> Result<(), Duration> {
         self.tokens = self.tokens_at(now, per_second).min(burst);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
         }
     }
 }
@@ -237,17 +240,17 @@ impl Admission for CallerRateLimit {
         let now = Instant::now();
         if let Some(principal) = request.extensions().get::<Principal>() {
             let agency = principal.agency_id().as_str();
-            if self
-                .agencies
-                .as_ref()
-                .is_none_or(|buckets| buckets.take(agency, now))
-            {
+            let Some(agencies) = &self.agencies else {
                 return Ok(());
-            }
-            self.metrics.record_rate_limited(agency);
-            return Err(Status::resource_exhausted(format!(
-                "agency {agency} is over its rate of calls; retry with backoff"
-            )));
+            };
+            return agencies.take(agency, now).map_err(|retry_after| {
+                self.metrics.record_rate_limited(agency);
+                Overload::AgencyRate {
+                    agency: agency.to_owned(),
+                    retry_after,
+                }
+                .into()
+            });
         }
         // Other calls without a caller (health, reflection) do no work worth limiting; the
         // in-flight limit bounds them.
@@ -256,13 +259,12 @@ impl Admission for CallerRateLimit {
             return Ok(());
         };
         let address = remote_addr(request.extensions()).map(|addr| addr.ip().to_string());
-        if addresses.take(address.as_deref().unwrap_or("unknown"), now) {
-            return Ok(());
-        }
-        self.metrics.record_token_request_limited();
-        Err(Status::resource_exhausted(
-            "too many token requests from this address; an access token lasts minutes, reuse it",
-        ))
+        addresses
+            .take(address.as_deref().unwrap_or("unknown"), now)
+            .map_err(|retry_after| {
+                self.metrics.record_token_request_limited();
+                Overload::TokenRequestRate { retry_after }.into()
+            })
     }
 }
 
@@ -308,9 +310,7 @@ impl Admission for DatabaseState {
         if self.is_up() || request.uri().path().starts_with("/grpc.") {
             return Ok(());
         }
-        Err(Status::unavailable(
-            "the database is unreachable; retry with backoff",
-        ))
+        Err(Overload::DatabaseDown.into())
     }
 }
 
@@ -427,11 +427,24 @@ mod tests {
     fn buckets_refill_at_the_configured_rate_and_are_per_key() {
         let limit = Buckets::new(10, 3, usize::MAX).expect("enabled");
         let start = Instant::now();
-        assert!((0..3).all(|_| limit.take("a", start)));
-        assert!(!limit.take("a", start), "burst spent");
-        assert!(limit.take("b", start), "another key has its own bucket");
-        assert!(!limit.take("a", start + Duration::from_millis(50)));
-        assert!(limit.take("a", start + Duration::from_millis(110)));
+        assert!((0..3).all(|_| limit.take("a", start).is_ok()));
+        let wait = limit.take("a", start).expect_err("burst spent");
+        assert!(
+            (Duration::from_millis(99)..=Duration::from_millis(101)).contains(&wait),
+            "a token comes every 100 ms at 10 a second, told {wait:?}"
+        );
+        assert!(
+            limit.take("b", start).is_ok(),
+            "another key has its own bucket"
+        );
+        let wait = limit
+            .take("a", start + Duration::from_millis(50))
+            .expect_err("half a token");
+        assert!(
+            (Duration::from_millis(49)..=Duration::from_millis(51)).contains(&wait),
+            "half a token is 50 ms away, told {wait:?}"
+        );
+        assert!(limit.take("a", start + Duration::from_millis(110)).is_ok());
         assert!(Buckets::new(0, 10, 1).is_none());
     }
 
@@ -439,10 +452,13 @@ mod tests {
     fn at_capacity_only_keys_still_limited_are_remembered() {
         let limit = Buckets::new(1, 2, 2).expect("enabled");
         let start = Instant::now();
-        assert!(limit.take("spent", start) && limit.take("spent", start));
-        assert!(limit.take("refilled", start));
+        assert!(limit.take("spent", start).is_ok() && limit.take("spent", start).is_ok());
+        assert!(limit.take("refilled", start).is_ok());
         let later = start + Duration::from_millis(1500);
-        assert!(limit.take("new", later), "room is made for a new key");
+        assert!(
+            limit.take("new", later).is_ok(),
+            "room is made for a new key"
+        );
         let buckets = limit.buckets.lock().expect("lock");
         assert!(buckets.contains_key("new"));
         assert!(buckets.contains_key("spent"), "a key still limited is kept");
