@@ -184,8 +184,8 @@ impl LimitsConfig {
     }
 }
 
-/// TLS on the gRPC port. Off unless a certificate is configured; turn it on wherever the
-/// network between agencies and Sinergi is not fully trusted.
+/// TLS on the gRPC port and the HTTP door. Off unless a certificate is configured; turn it on
+/// wherever the network between agencies and Sinergi is not fully trusted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {

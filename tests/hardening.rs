@@ -294,6 +294,88 @@ async fn tokens_are_bound_to_the_client_certificate() {
             .is_ok(),
     };
     assert!(!admitted, "a certificate from an unknown CA is refused");
+
+    // The HTTP door speaks TLS with the same certificate and binds tokens the same way.
+    let http = app.http_addr.expect("the HTTP door is on");
+    let path = format!("/v1/employers/{}", created.id);
+    let ca = pki.ca_pem();
+    let token = &issued.access_token;
+    assert_eq!(
+        https_get(http, &ca, Some(&agency_cert), &path, token).await,
+        Some(http::StatusCode::OK),
+        "the bound token works with its certificate over HTTPS"
+    );
+    assert_eq!(
+        https_get(http, &ca, Some(&thief), &path, token).await,
+        Some(http::StatusCode::UNAUTHORIZED),
+        "and not with another"
+    );
+    assert_eq!(
+        https_get(http, &ca, None, &path, token).await,
+        Some(http::StatusCode::UNAUTHORIZED),
+        "nor without one"
+    );
+    let mut plain = tokio::net::TcpStream::connect(http).await.expect("tcp");
+    plain
+        .write_all(b"GET /openapi.json HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plaintext is not spoken on the HTTP door with TLS on"
+    );
+}
+
+/// A GET over HTTPS to `addr`, trusting `ca_pem`, presenting `client`'s certificate if any:
+/// the status answered, `None` when no TLS connection could be made.
+async fn https_get(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    client: Option<&common::pki::Credentials>,
+    path: &str,
+    token: &str,
+) -> Option<http::StatusCode> {
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(certificate.expect("CA PEM")).expect("CA");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(client) => builder
+            .with_client_auth_cert(
+                rustls::pki_types::CertificateDer::pem_slice_iter(client.cert_pem.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .expect("client chain"),
+                rustls::pki_types::PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes())
+                    .expect("client key"),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect("localhost".try_into().expect("name"), tcp)
+        .await
+        .ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .ok()?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    Some(sender.send_request(request).await.ok()?.status())
 }
 
 /// The DER inside a PEM certificate.

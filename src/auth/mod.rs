@@ -183,15 +183,29 @@ struct Confirmation {
     certificate_thumbprint: String,
 }
 
+/// The verified client certificate (the leaf, DER) of a call that came through the HTTP door
+/// over mutual TLS; calls on the gRPC port carry tonic's `TlsConnectInfo` instead.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(Arc<[u8]>);
+
+impl ClientCertificate {
+    pub fn new(der: &[u8]) -> Self {
+        Self(der.into())
+    }
+}
+
 /// The RFC 8705 `x5t#S256` thumbprint of the client certificate on a call's TLS connection:
 /// the base64url SHA-256 of the leaf certificate's DER.
 pub fn client_certificate_thumbprint(extensions: &http::Extensions) -> Option<String> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let thumbprint = |leaf: &[u8]| URL_SAFE_NO_PAD.encode(Sha256::digest(leaf));
+    if let Some(ClientCertificate(leaf)) = extensions.get::<ClientCertificate>() {
+        return Some(thumbprint(leaf));
+    }
     let certificates = extensions
         .get::<TlsConnectInfo<TcpConnectInfo>>()?
         .peer_certs()?;
-    let leaf = certificates.first()?;
-    Some(URL_SAFE_NO_PAD.encode(Sha256::digest(leaf.as_ref())))
+    Some(thumbprint(certificates.first()?.as_ref()))
 }
 
 /// Sinergi's own signing keys: the current one signs, previous ones still verify until the

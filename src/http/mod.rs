@@ -27,6 +27,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::transport::server::TcpConnectInfo;
+
+use crate::auth::ClientCertificate;
+use crate::server::tls::HttpTls;
 use tower::{Service, ServiceExt};
 
 use answer::{Answer, Renderer, cursor_of, etag_of, json_response};
@@ -93,6 +96,14 @@ struct Shared {
     body_timeout: Duration,
 }
 
+/// Who a request came from: the connection's addresses and, over mutual TLS, the client's
+/// verified certificate, which the layers read as they read a gRPC call's.
+#[derive(Clone)]
+struct Peer {
+    tcp: TcpConnectInfo,
+    certificate: Option<ClientCertificate>,
+}
+
 /// The transcoder in front of `calls`, the layered gRPC services.
 pub struct Gateway<S> {
     calls: S,
@@ -142,11 +153,13 @@ where
         })
     }
 
-    /// Serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) until `shutdown`, then lets
-    /// requests in flight finish within `grace`.
+    /// Serves HTTP/1.1 and HTTP/2 until `shutdown`, then lets requests in flight finish
+    /// within `grace`. With `tls`, over TLS (HTTP/2 by ALPN), else in cleartext (HTTP/2 by
+    /// prior knowledge).
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<HttpTls>,
         shutdown: impl Future<Output = ()>,
         grace: Duration,
     ) {
@@ -169,22 +182,50 @@ where
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let connection = TcpConnectInfo {
+            let tcp = TcpConnectInfo {
                 local_addr: stream.local_addr().ok(),
                 remote_addr: Some(remote),
             };
             let gateway = self.clone();
-            let service = hyper::service::service_fn(move |request| {
-                let gateway = gateway.clone();
-                let connection = connection.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(request, connection).await) }
-            });
-            let served = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let served = graceful.watch(served);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let tls = tls.clone();
+            // The handshake runs in the connection's own task, so a client that stalls in it
+            // holds up nobody else's.
             tokio::spawn(async move {
-                if let Err(error) = served.await {
+                let served = match tls {
+                    None => {
+                        let peer = Peer {
+                            tcp,
+                            certificate: None,
+                        };
+                        let served = builder
+                            .serve_connection_with_upgrades(
+                                TokioIo::new(stream),
+                                gateway.service(peer),
+                            )
+                            .into_owned();
+                        watcher.watch(served).await
+                    }
+                    Some(tls) => {
+                        let (stream, certificate) = match tls.accept(stream).await {
+                            Ok(accepted) => accepted,
+                            Err(error) => {
+                                tracing::debug!(%error, %remote, "HTTP: TLS handshake failed");
+                                return;
+                            }
+                        };
+                        let peer = Peer { tcp, certificate };
+                        let served = builder
+                            .serve_connection_with_upgrades(
+                                TokioIo::new(stream),
+                                gateway.service(peer),
+                            )
+                            .into_owned();
+                        watcher.watch(served).await
+                    }
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, "HTTP connection ended");
                 }
             });
@@ -198,10 +239,29 @@ where
         }
     }
 
+    /// The requests of one connection, from `peer`.
+    fn service(
+        self,
+        peer: Peer,
+    ) -> impl hyper::service::Service<
+        http::Request<Incoming>,
+        Response = http::Response<HttpBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<http::Response<HttpBody>, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        hyper::service::service_fn(move |request| {
+            let gateway = self.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+        })
+    }
+
     async fn handle(
         self,
         request: http::Request<Incoming>,
-        connection: TcpConnectInfo,
+        connection: Peer,
     ) -> http::Response<HttpBody> {
         let (parts, body) = request.into_parts();
         let shared = Arc::clone(&self.shared);
@@ -272,7 +332,7 @@ where
         binding: &Binding,
         parts: http::request::Parts,
         body: Incoming,
-        connection: TcpConnectInfo,
+        connection: Peer,
     ) -> http::Response<HttpBody> {
         let shared = Arc::clone(&self.shared);
         let first = first_upload_message(binding, &parts);
@@ -719,7 +779,7 @@ fn grpc_request(
     headers: &HeaderMap,
     binding: &Binding,
     body: tonic::body::Body,
-    connection: TcpConnectInfo,
+    connection: Peer,
 ) -> GrpcRequest {
     let mut call = http::Request::new(body);
     *call.method_mut() = Method::POST;
@@ -736,7 +796,10 @@ fn grpc_request(
             metadata.append(name, value.clone());
         }
     }
-    call.extensions_mut().insert(connection);
+    call.extensions_mut().insert(connection.tcp);
+    if let Some(certificate) = connection.certificate {
+        call.extensions_mut().insert(certificate);
+    }
     call
 }
 

@@ -70,6 +70,7 @@ pub struct App {
     http_listener: Option<TcpListener>,
     probe_listener: Option<TcpListener>,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    http_tls: Option<tls::HttpTls>,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
     metrics: Arc<Metrics>,
@@ -113,6 +114,7 @@ impl App {
         )?);
         // Certificates are read now, so a bad file stops the start instead of the first call.
         let tls = tls::server_config(&config.tls)?;
+        let http_tls = tls::http_config(&config.tls)?;
         let metrics_listener = if config.metrics.enabled {
             Some(TcpListener::bind(config.metrics.listen).await?)
         } else {
@@ -151,6 +153,7 @@ impl App {
             http_listener,
             probe_listener,
             tls,
+            http_tls,
             store,
             authenticator,
             metrics,
@@ -389,6 +392,7 @@ impl App {
                 let mut stopped = http_stopped;
                 Some(tokio::spawn(gateway.serve(
                     listener,
+                    self.http_tls,
                     async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     },
