@@ -69,16 +69,23 @@ impl AuditService for AuditApi {
             Err(_) => Some(principal.agency_id().as_str().to_owned()),
         };
         let request = request.into_inner();
-        let text = |value: &str| Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        // No identifier holds a control character, and PostgreSQL cannot even compare text
+        // holding NUL: such a filter is bad input, not a query.
+        let text = |field: &str, value: &str| {
+            if value.chars().any(char::is_control) {
+                return Err(ApiError::invalid(field, "may not hold control characters"));
+            }
+            Ok(Some(value.trim().to_owned()).filter(|v| !v.is_empty()))
+        };
         let decision = match proto::Decision::try_from(request.decision) {
             Ok(proto::Decision::Unspecified) => None,
             Ok(decision) => Some(decision_name(decision)),
             Err(_) => return Err(ApiError::invalid("decision", "not a decision").into()),
         };
         let filter = AuditFilter {
-            agency: text(&request.agency_id),
-            method: text(&request.method),
-            resource_id: text(&request.resource_id),
+            agency: text("agency_id", &request.agency_id)?,
+            method: text("method", &request.method)?,
+            resource_id: text("resource_id", &request.resource_id)?,
             start_us: request.start_time.as_ref().map(micros),
             end_us: request.end_time.as_ref().map(micros),
             decision,

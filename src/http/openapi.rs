@@ -316,7 +316,7 @@ impl Schemas {
                 Pending::Message(message) => {
                     let mut properties = Map::new();
                     for field in message.fields() {
-                        let mut schema = self.field_type(&field);
+                        let mut schema = nullable(self.field_type(&field));
                         let comment = field_comment(&field);
                         if !comment.is_empty() {
                             schema = describe(schema, &comment);
@@ -361,6 +361,21 @@ impl Schemas {
             self.done.insert(name, schema);
         }
         self.done
+    }
+}
+
+/// `schema` or `null`: the proto3 JSON mapping reads a field given as `null` as a field left
+/// out, so a client may send either.
+fn nullable(schema: Json) -> Json {
+    match schema {
+        Json::Object(mut fields)
+            if fields.get("type").is_some_and(Json::is_string) && !fields.contains_key("enum") =>
+        {
+            let single = fields.remove("type").unwrap_or_default();
+            fields.insert("type".into(), json!([single, "null"]));
+            Json::Object(fields)
+        }
+        other => json!({"anyOf": [other, {"type": "null"}]}),
     }
 }
 
