@@ -154,6 +154,27 @@ fn registration_item(i: u64) -> proto::BulkSubmitReportsRequest {
     }
 }
 
+/// The registration report of employer `i` for November as an NDJSON line, the same figures
+/// as [`registration_item`]'s for October.
+fn registration_line(i: u64) -> String {
+    let (_, registered) = workforce_of(i);
+    let in_arrears = i.is_multiple_of(11);
+    let (arrears, months) = if in_arrears {
+        (1_000_000 * (i % 97), i % 12)
+    } else {
+        (0, 0)
+    };
+    format!(
+        "{{\"employerNpwp\":\"{}\",\"period\":{{\"year\":2026,\"month\":11}},\
+         \"registration\":{{\"programmeGroup\":\"PROGRAMME_GROUP_JKN\",\
+         \"registeredWorkers\":{registered},\"enrolledProgrammes\":[\"PROGRAMME_JKN\"],\
+         \"reportedWageTotal\":\"{}\",\"arrearsAmount\":\"{arrears}\",\
+         \"arrearsMonths\":{months}}}}}",
+        bench_npwp(i),
+        u64::from(registered) * 4_000_000,
+    )
+}
+
 /// Streams `count` items made by `item` as one batch and returns how long it took and the
 /// process's peak resident memory meanwhile.
 async fn bulk(
@@ -264,6 +285,7 @@ pub struct Tokens {
 pub async fn run(
     config: &Config,
     channels: &[Channel],
+    http_addr: std::net::SocketAddr,
     tokens: &Tokens,
     employers: u64,
     concurrency: usize,
@@ -320,10 +342,34 @@ pub async fn run(
         workforce_statuses.as_secs_f64(),
         statuses.as_secs_f64()
     );
+
+    // The same registration batch, a month later, as one NDJSON upload to the HTTP door.
+    reset_peak_memory();
+    let (upload_time, accepted) = super::http::upload_ndjson(
+        http_addr,
+        tokens.kesehatan.token(),
+        employers,
+        registration_line,
+    )
+    .await?;
+    let upload_peak = peak_memory_bytes();
+    anyhow::ensure!(accepted == employers, "not every uploaded report stored");
+    let grpc_rate = employers as f64 / registration_time.as_secs_f64();
+    let upload_rate = employers as f64 / upload_time.as_secs_f64();
+    println!(
+        "bulk reports over HTTP: {employers} registration reports in one NDJSON upload: {:.1} s \
+         = {upload_rate:.0} reports/s, {:.3}× the gRPC stream's {grpc_rate:.0} reports/s; peak \
+         memory of the bench process {:.0} MiB (gRPC stream: {:.0} MiB)",
+        upload_time.as_secs_f64(),
+        upload_rate / grpc_rate,
+        mib(upload_peak),
+        mib(registration_peak),
+    );
+    let statuses = queue_emptied(config, &["status_queue", "status_pending"]).await?;
     let caught_up = queue_emptied(config, &["feed_pending"]).await?;
     println!(
-        "feed: every event of the two batches and their statuses numbered {:.1} s after the \
-         second batch returned",
+        "feed: every event of the three batches and their statuses numbered {:.1} s after the \
+         last batch returned",
         (statuses + caught_up).as_secs_f64()
     );
 

@@ -8,6 +8,7 @@
 //! `cargo run --release --bin sinergi-bench -- --backend sqlite|postgres [--suite compliance]`
 
 mod compliance;
+mod http;
 
 use std::{
     sync::Arc,
@@ -121,17 +122,19 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Runs `call` with `concurrency` calls in flight for `duration`, round-robin over `channels`.
-async fn drive<F, Fut>(
+/// Runs `call` with `concurrency` calls in flight for `duration`, round-robin over `channels`
+/// (gRPC channels, or HTTP connections).
+async fn drive<C, F, Fut, E>(
     name: &'static str,
-    channels: &[Channel],
+    channels: &[C],
     concurrency: usize,
     duration: Duration,
     call: F,
 ) -> Measurement
 where
-    F: Fn(Channel, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+    C: Clone + Send + 'static,
+    F: Fn(C, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
 {
     let call = Arc::new(call);
     let cpu_before = process_cpu();
@@ -553,6 +556,7 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let app = App::build(config.clone(), listener).await?;
     let addr = app.addr();
+    let http_addr = app.http_addr();
     let authenticator = app.authenticator();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async {
@@ -599,6 +603,7 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
         compliance::run(
             &config,
             &channels,
+            http_addr.ok_or_else(|| anyhow::anyhow!("the HTTP door is off"))?,
             &tokens,
             args.compliance_employers,
             args.concurrency,
@@ -632,6 +637,7 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.seconds);
     let baseline = health_baseline(&channels, args.concurrency, duration).await;
     let ids = Arc::new(ids);
+    let http_ids = Arc::clone(&ids);
     let get_bearer = bearer.clone();
     let get = drive(
         "GetEmployer (authenticated)",
@@ -652,7 +658,36 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
         },
     )
     .await;
-    report(&[baseline, get]);
+    let http_addr = http_addr.ok_or_else(|| anyhow::anyhow!("the HTTP door is off"))?;
+    let connections = http::connections(http_addr, channels.len()).await?;
+    let authorization: ::http::HeaderValue = format!("Bearer {}", bearer.token()).parse()?;
+    let ids = Arc::clone(&http_ids);
+    let get_over_http = drive(
+        "GetEmployer over HTTP/JSON",
+        &connections,
+        args.concurrency,
+        duration,
+        move |sender, seed| {
+            let id = &ids[(seed % ids.len() as u64) as usize];
+            http::get(
+                sender,
+                format!("http://{http_addr}/v1/employers/{id}"),
+                authorization.clone(),
+            )
+        },
+    )
+    .await;
+    let http_ratio = get_over_http.per_second() / get.per_second();
+    let cpu = get.cpu_us_per_call().zip(get_over_http.cpu_us_per_call());
+    report(&[baseline, get, get_over_http]);
+    if let Some((grpc_cpu, http_cpu)) = cpu {
+        println!(
+            "GetEmployer over HTTP/JSON: {http_ratio:.3}× the calls/s over gRPC; {http_cpu:.1} \
+             against {grpc_cpu:.1} µs of CPU per call (client and server), so the transcoder \
+             costs about {:.1} µs per call",
+            http_cpu - grpc_cpu
+        );
+    }
 
     let cached = cached_verification(&authenticator, bearer.token()).await?;
     println!(
