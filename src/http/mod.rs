@@ -199,13 +199,7 @@ where
                             tcp,
                             certificate: None,
                         };
-                        let served = builder
-                            .serve_connection_with_upgrades(
-                                TokioIo::new(stream),
-                                gateway.service(peer),
-                            )
-                            .into_owned();
-                        watcher.watch(served).await
+                        gateway.connection(&builder, stream, peer, watcher).await
                     }
                     Some(tls) => {
                         let (stream, certificate) = match tls.accept(stream).await {
@@ -216,13 +210,7 @@ where
                             }
                         };
                         let peer = Peer { tcp, certificate };
-                        let served = builder
-                            .serve_connection_with_upgrades(
-                                TokioIo::new(stream),
-                                gateway.service(peer),
-                            )
-                            .into_owned();
-                        watcher.watch(served).await
+                        gateway.connection(&builder, stream, peer, watcher).await
                     }
                 };
                 if let Err(error) = served {
@@ -237,6 +225,24 @@ where
         {
             tracing::warn!("grace period over: abandoning HTTP requests still in flight");
         }
+    }
+
+    /// Serves one connection, in cleartext or after its TLS handshake, until it ends or the
+    /// grace period is over.
+    async fn connection<IO>(
+        self,
+        builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+        io: IO,
+        peer: Peer,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) -> Result<(), BoxError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let served = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), self.service(peer))
+            .into_owned();
+        watcher.watch(served).await
     }
 
     /// The requests of one connection, from `peer`.
