@@ -27,10 +27,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::transport::server::TcpConnectInfo;
+use tower::{Service, ServiceExt};
 
 use crate::auth::ClientCertificate;
 use crate::server::tls::HttpTls;
-use tower::{Service, ServiceExt};
 
 use answer::{Answer, Renderer, cursor_of, etag_of, json_response};
 use request::refusal;

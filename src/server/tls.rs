@@ -99,10 +99,6 @@ pub fn http_config(config: &TlsConfig) -> Result<Option<HttpTls>, TlsError> {
     let (Some(cert_file), Some(key_file)) = (&config.cert_file, &config.key_file) else {
         return Ok(None);
     };
-    let unusable = |path: &Path, reason: String| TlsError::Unusable {
-        path: path.to_owned(),
-        reason,
-    };
     let chain = certificates(cert_file)?;
     let key = PrivateKeyDer::from_pem_slice(&read(key_file)?)
         .map_err(|error| unusable(key_file, error.to_string()))?;
@@ -143,13 +139,17 @@ pub fn http_config(config: &TlsConfig) -> Result<Option<HttpTls>, TlsError> {
     }))
 }
 
+fn unusable(path: &Path, reason: String) -> TlsError {
+    TlsError::Unusable {
+        path: path.to_owned(),
+        reason,
+    }
+}
+
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     CertificateDer::pem_slice_iter(&read_pem(path)?)
         .collect::<Result<_, _>>()
-        .map_err(|error| TlsError::Unusable {
-            path: path.to_owned(),
-            reason: error.to_string(),
-        })
+        .map_err(|error| unusable(path, error.to_string()))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

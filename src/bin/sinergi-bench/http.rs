@@ -105,10 +105,10 @@ pub async fn upload_ndjson(
         String::from_utf8_lossy(&body)
     );
     let answer: serde_json::Value = serde_json::from_slice(&body)?;
+    // A uint64, which the JSON mapping writes as a string.
     let accepted = answer["acceptedCount"]
         .as_str()
         .and_then(|count| count.parse().ok())
-        .or_else(|| answer["acceptedCount"].as_u64())
         .unwrap_or_default();
     Ok((elapsed, accepted))
 }

@@ -661,14 +661,13 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let http_addr = http_addr.ok_or_else(|| anyhow::anyhow!("the HTTP door is off"))?;
     let connections = http::connections(http_addr, channels.len()).await?;
     let authorization: ::http::HeaderValue = format!("Bearer {}", bearer.token()).parse()?;
-    let ids = Arc::clone(&http_ids);
     let get_over_http = drive(
         "GetEmployer over HTTP/JSON",
         &connections,
         args.concurrency,
         duration,
         move |sender, seed| {
-            let id = &ids[(seed % ids.len() as u64) as usize];
+            let id = &http_ids[(seed % http_ids.len() as u64) as usize];
             http::get(
                 sender,
                 format!("http://{http_addr}/v1/employers/{id}"),
