@@ -9,7 +9,7 @@
 
 mod answer;
 pub mod openapi;
-mod request;
+pub mod request;
 pub mod routes;
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
@@ -466,21 +466,24 @@ impl UploadLines {
                 continue;
             };
             pending.extend_from_slice(&data);
+            // The chunk's whole lines go into the call as one piece: a piece per item would
+            // wake the call once for every report.
+            let mut messages = BytesMut::new();
             let mut failed = None;
-            while let Some(end) = pending.iter().position(|&byte| byte == b'\n') {
+            while let Some(end) = memchr::memchr(b'\n', &pending) {
                 let line = pending.split_to(end + 1);
-                match self.item(&line, &mut index) {
-                    Ok(None) => {}
-                    Ok(Some(frame)) => {
-                        if sender.send(Ok(frame)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(status) => {
-                        failed = Some(status);
-                        break;
-                    }
+                if let Err(status) = self.item(&line, &mut index, &mut messages) {
+                    failed = Some(status);
+                    break;
                 }
+            }
+            if !messages.is_empty()
+                && sender
+                    .send(Ok(Frame::data(messages.freeze())))
+                    .await
+                    .is_err()
+            {
+                return;
             }
             if let Some(status) = failed {
                 break Err(status);
@@ -494,54 +497,48 @@ impl UploadLines {
         };
         let last = outcome.and_then(|()| {
             let tail = pending.split();
-            let mut frames = Vec::new();
-            if let Some(frame) = self.item(&tail, &mut index)? {
-                frames.push(frame);
-            }
-            frames.push(self.end_of_upload());
-            Ok(frames)
+            let mut messages = BytesMut::new();
+            self.item(&tail, &mut index, &mut messages)?;
+            self.end_of_upload(&mut messages);
+            Ok(messages.freeze())
         });
-        match last {
-            Ok(frames) => {
-                for frame in frames {
-                    if sender.send(Ok(frame)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(status) => {
-                let _ = sender.send(Err(status)).await;
-            }
-        }
+        let _ = sender.send(last.map(Frame::data)).await;
     }
 
-    /// One line as a framed message; blank lines are skipped.
-    fn item(&mut self, line: &[u8], index: &mut usize) -> Result<Option<Frame<Bytes>>, Status> {
+    /// One line as a framed message appended to `messages`; blank lines are skipped.
+    fn item(
+        &mut self,
+        line: &[u8],
+        index: &mut usize,
+        messages: &mut BytesMut,
+    ) -> Result<(), Status> {
         if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None);
+            return Ok(());
         }
-        let at = format!("items[{index}]");
+        let at = *index;
+        let at = move || format!("items[{at}]");
         *index += 1;
         let mut message = self.next_message();
         if let BodyRule::Field(field) = &self.binding.body
             && let prost_reflect::Kind::Message(item) = field.kind()
         {
-            let item = request::parse_json(&item, line, &at)?;
+            let item = request::parse_json_at(&item, line, at)?;
             message.set_field(field, Value::Message(item));
         } else {
-            message = request::parse_json(&self.binding.method.input(), line, &at)?;
+            message = request::parse_json_at(&self.binding.method.input(), line, at)?;
         }
-        Ok(Some(Frame::data(frame_message(&message))))
+        append_framed(&message, messages);
+        Ok(())
     }
 
     /// The message that says the upload ended whole: its `end_of_batch`, when the request has
     /// one, set.
-    fn end_of_upload(&mut self) -> Frame<Bytes> {
+    fn end_of_upload(&mut self, messages: &mut BytesMut) {
         let mut message = self.next_message();
         if let Some(field) = message.descriptor().get_field_by_name("end_of_batch") {
             message.set_field(&field, Value::Bool(true));
         }
-        Frame::data(frame_message(&message))
+        append_framed(&message, messages);
     }
 
     fn next_message(&mut self) -> DynamicMessage {
@@ -822,13 +819,21 @@ fn failing_body(status: Status) -> tonic::body::Body {
 }
 
 fn frame_message(message: &DynamicMessage) -> Bytes {
-    let length = message.encoded_len();
-    let mut framed = BytesMut::with_capacity(5 + length);
-    framed.extend_from_slice(&[0]);
-    framed.extend_from_slice(&(length as u32).to_be_bytes());
-    // Encoding into a buffer with room for it cannot fail.
-    let _ = message.encode(&mut framed);
+    let mut framed = BytesMut::new();
+    append_framed(message, &mut framed);
     framed.freeze()
+}
+
+/// Appends `message` with its gRPC frame header (uncompressed, its length).
+fn append_framed(message: &DynamicMessage, framed: &mut BytesMut) {
+    let header = framed.len();
+    framed.extend_from_slice(&[0; 5]);
+    // Written straight into the growing buffer and measured afterwards: `encode` would first
+    // walk the whole message for its length, and a dynamic message's walk costs about as much
+    // as the encoding itself.
+    message.encode_raw(framed);
+    let length = (framed.len() - header - 5) as u32;
+    framed[header + 1..header + 5].copy_from_slice(&length.to_be_bytes());
 }
 
 fn full(response: http::Response<Bytes>) -> http::Response<HttpBody> {

@@ -19,13 +19,13 @@ use tonic::transport::Channel;
 use super::{Measurement, bench_npwp, drive, health_baseline, report, xorshift};
 
 /// A direct connection to the server's database, for setting up and watching a run.
-enum Database {
+pub(super) enum Database {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
 }
 
 impl Database {
-    async fn open(config: &Config) -> anyhow::Result<Self> {
+    pub(super) async fn open(config: &Config) -> anyhow::Result<Self> {
         use sqlx::Connection;
 
         Ok(match config.database_url.as_deref() {
@@ -39,6 +39,19 @@ impl Database {
                         .await?,
                 )
             }
+        })
+    }
+
+    /// The rows in `tables`, together: a queue's backlog.
+    pub(super) async fn count(&mut self, tables: &[&str]) -> anyhow::Result<i64> {
+        let counts: Vec<String> = tables
+            .iter()
+            .map(|table| format!("(SELECT COUNT(*) FROM {table})"))
+            .collect();
+        let query = format!("SELECT {}", counts.join(" + "));
+        Ok(match self {
+            Self::Postgres(db) => sqlx::query_scalar(&query).fetch_one(db).await?,
+            Self::Sqlite(db) => sqlx::query_scalar(&query).fetch_one(db).await?,
         })
     }
 }
@@ -107,11 +120,8 @@ fn workforce_of(i: u64) -> (u32, u32) {
     (total, registered)
 }
 
-fn period() -> Option<proto::Period> {
-    Some(proto::Period {
-        year: 2026,
-        month: 10,
-    })
+fn period(month: i32) -> Option<proto::Period> {
+    Some(proto::Period { year: 2026, month })
 }
 
 fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
@@ -119,7 +129,7 @@ fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
     proto::BulkSubmitReportsRequest {
         item: Some(proto::ReportSubmission {
             employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-            period: period(),
+            period: period(10),
             figures: Some(report_submission::Figures::Workforce(
                 proto::WorkforceFigures {
                     total_workers: total,
@@ -132,13 +142,14 @@ fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
     }
 }
 
-fn registration_item(i: u64) -> proto::BulkSubmitReportsRequest {
+/// The JKN registration report of employer `i` for `month`.
+fn registration_item(month: i32, i: u64) -> proto::BulkSubmitReportsRequest {
     let (_, registered) = workforce_of(i);
     let in_arrears = i.is_multiple_of(11);
     proto::BulkSubmitReportsRequest {
         item: Some(proto::ReportSubmission {
             employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-            period: period(),
+            period: period(month),
             figures: Some(report_submission::Figures::Registration(
                 proto::RegistrationFigures {
                     programme_group: proto::ProgrammeGroup::Jkn.into(),
@@ -155,7 +166,7 @@ fn registration_item(i: u64) -> proto::BulkSubmitReportsRequest {
 }
 
 /// The registration report of employer `i` for November as an NDJSON line, the same figures
-/// as [`registration_item`]'s for October.
+/// as [`registration_item`]'s.
 fn registration_line(i: u64) -> String {
     let (_, registered) = workforce_of(i);
     let in_arrears = i.is_multiple_of(11);
@@ -181,7 +192,7 @@ async fn bulk(
     channel: Channel,
     bearer: &BearerToken,
     count: u64,
-    item: fn(u64) -> proto::BulkSubmitReportsRequest,
+    item: impl Fn(u64) -> proto::BulkSubmitReportsRequest + Send + 'static,
 ) -> anyhow::Result<(Duration, Option<u64>)> {
     reset_peak_memory();
     let end = proto::BulkSubmitReportsRequest {
@@ -307,15 +318,15 @@ pub async fn run(
     )
     .await?;
     // Each batch is measured on its own: the status worker recomputes the first batch's
-    // employers before the second starts, rather than competing with it for the database.
+    // employers, and the feed numbers their events, before the second starts, rather than
+    // competing with it for the database.
     let workforce_statuses = queue_emptied(config, &["status_queue", "status_pending"]).await?;
-    let (registration_time, registration_peak) = bulk(
-        channels[0].clone(),
-        &tokens.kesehatan,
-        employers,
-        registration_item,
-    )
-    .await?;
+    queue_emptied(config, &["feed_pending"]).await?;
+    let (registration_time, registration_peak) =
+        bulk(channels[0].clone(), &tokens.kesehatan, employers, |i| {
+            registration_item(10, i)
+        })
+        .await?;
     let mib = |bytes: Option<u64>| bytes.map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
     println!(
         "database bulk load (baseline): {employers} rows in {:.1} s = {baseline_rate:.0} rows/s",
@@ -343,7 +354,9 @@ pub async fn run(
         statuses.as_secs_f64()
     );
 
-    // The same registration batch, a month later, as one NDJSON upload to the HTTP door.
+    // The same registration batch, a month later, as one NDJSON upload to the HTTP door, on
+    // as quiet a database as the gRPC batch had.
+    queue_emptied(config, &["feed_pending"]).await?;
     reset_peak_memory();
     let (upload_time, accepted) = super::http::upload_ndjson(
         http_addr,
@@ -354,21 +367,35 @@ pub async fn run(
     .await?;
     let upload_peak = peak_memory_bytes();
     anyhow::ensure!(accepted == employers, "not every uploaded report stored");
-    let grpc_rate = employers as f64 / registration_time.as_secs_f64();
+    // And again over gRPC for December, on tables as much larger than the upload's as the
+    // upload's were than October's: the upload is set against the mean of the two, so that
+    // the database's growth weighs on both doors alike.
+    queue_emptied(config, &["status_queue", "status_pending"]).await?;
+    queue_emptied(config, &["feed_pending"]).await?;
+    let (december_time, _) = bulk(channels[0].clone(), &tokens.kesehatan, employers, |i| {
+        registration_item(12, i)
+    })
+    .await?;
+    let october_rate = employers as f64 / registration_time.as_secs_f64();
+    let december_rate = employers as f64 / december_time.as_secs_f64();
+    let grpc_rate = (october_rate + december_rate) / 2.0;
     let upload_rate = employers as f64 / upload_time.as_secs_f64();
     println!(
-        "bulk reports over HTTP: {employers} registration reports in one NDJSON upload: {:.1} s \
-         = {upload_rate:.0} reports/s, {:.3}× the gRPC stream's {grpc_rate:.0} reports/s; peak \
-         memory of the bench process {:.0} MiB (gRPC stream: {:.0} MiB)",
+        "bulk reports over HTTP: {employers} registration reports for November in one NDJSON \
+         upload: {:.1} s = {upload_rate:.0} reports/s, {:.3}× the gRPC stream's \
+         {grpc_rate:.0} reports/s (the mean of October's batch before it, {october_rate:.0}/s, \
+         and December's after it, {:.1} s = {december_rate:.0}/s); peak memory of the bench \
+         process {:.0} MiB (gRPC stream: {:.0} MiB)",
         upload_time.as_secs_f64(),
         upload_rate / grpc_rate,
+        december_time.as_secs_f64(),
         mib(upload_peak),
         mib(registration_peak),
     );
     let statuses = queue_emptied(config, &["status_queue", "status_pending"]).await?;
     let caught_up = queue_emptied(config, &["feed_pending"]).await?;
     println!(
-        "feed: every event of the three batches and their statuses numbered {:.1} s after the \
+        "feed: every event of the four batches and their statuses numbered {:.1} s after the \
          last batch returned",
         (statuses + caught_up).as_secs_f64()
     );
@@ -424,23 +451,11 @@ const LIST_CONCURRENCY: usize = 4;
 /// (`feed_pending`).
 async fn queue_emptied(config: &Config, queues: &[&str]) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let counts: Vec<String> = queues
-        .iter()
-        .map(|queue| format!("(SELECT COUNT(*) FROM {queue})"))
-        .collect();
-    let query = format!("SELECT {}", counts.join(" + "));
-    let query = query.as_str();
     let mut db = Database::open(config).await?;
-    loop {
-        let pending: i64 = match &mut db {
-            Database::Postgres(db) => sqlx::query_scalar(query).fetch_one(db).await?,
-            Database::Sqlite(db) => sqlx::query_scalar(query).fetch_one(db).await?,
-        };
-        if pending == 0 {
-            return Ok(started.elapsed());
-        }
+    while db.count(queues).await? > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(started.elapsed())
 }
 
 /// Commit-to-delivery latency of feed events to `SUBSCRIBERS` subscribers while reports are
