@@ -1,6 +1,6 @@
 //! Properties of the domain rules over generated inputs (proptest), beside the examples the other
-//! tests hold: status computation, the inspection and referral lifecycles, and the Merkle tree
-//! against a naive RFC 6962 reference.
+//! tests hold: status computation, the inspection, sanction and referral lifecycles, and the
+//! Merkle tree against a naive RFC 6962 reference.
 
 use std::collections::HashMap;
 
@@ -18,6 +18,10 @@ use sinergi::domain::inspection::{
 };
 use sinergi::domain::referral::{
     Evidence, NewReferral, Referral, ReferralStatus, ReferralStep, StepFields as ReferralFields,
+};
+use sinergi::domain::sanction::{
+    SanctionStatus, SanctionStep, SanctionTrack, StepFields as SanctionFields,
+    WARNING_PERIOD_WORKING_DAYS,
 };
 use sinergi::domain::scope::Programme;
 use time::{Date, Duration, OffsetDateTime};
@@ -466,6 +470,179 @@ proptest! {
                 }
                 Err(_) => prop_assert_eq!(&referral, &before),
             }
+        }
+    }
+}
+
+/// Where the documented BPJS administrative track (lifecycle A) allows a step to lead, with the
+/// employer compliant in the track's group now or not.
+fn documented_sanction(
+    from: SanctionStatus,
+    step: SanctionStep,
+    compliant: bool,
+) -> Option<SanctionStatus> {
+    use SanctionStatus as S;
+    use SanctionStep::*;
+    match (from, step) {
+        (S::Warning1, Warning2) if !compliant => Some(S::Warning2),
+        (S::Warning2, Fine) if !compliant => Some(S::Fine),
+        (S::Fine, RequestTmp2t) if !compliant => Some(S::Tmp2tRequested),
+        (S::Tmp2tRequested, ActivateTmp2t) => Some(S::Tmp2tActive),
+        (S::Tmp2tActive, RequestRevocation) if compliant => Some(S::RevocationRequested),
+        (S::Warning1 | S::Warning2 | S::Fine | S::Tmp2tRequested, RequestRevocation)
+            if compliant =>
+        {
+            Some(S::ClosedComplied)
+        }
+        (S::RevocationRequested, LiftTmp2t) => Some(S::Lifted),
+        _ => None,
+    }
+}
+
+/// The Monday-to-Friday days after `start`, up to and including `end`.
+fn weekdays_after(start: Date, end: Date) -> u32 {
+    let mut count = 0;
+    let mut day = start;
+    while day < end {
+        day += Duration::days(1);
+        if !matches!(
+            day.weekday(),
+            time::Weekday::Saturday | time::Weekday::Sunday
+        ) {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Who attempts a sanction step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SanctionParty {
+    Bpjs,
+    Licensing,
+    Kejari,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No sequence of steps, by any party and whatever the employer's status, takes a sanction
+    /// track where lifecycle A does not go: BPJS takes its steps, the licensing office imposes
+    /// and lifts TMP2T, a warning runs its ten working days, and services are withheld exactly
+    /// from activation to lifting. A refused step changes nothing, and a step the lifecycle
+    /// offers, taken by its party when the status allows, is taken.
+    #[test]
+    fn sanction_tracks_move_only_as_documented(
+        steps in prop::collection::vec(
+            (
+                attempt(SanctionStep::ALL),
+                prop::sample::select(vec![
+                    SanctionParty::Bpjs,
+                    SanctionParty::Licensing,
+                    SanctionParty::Kejari,
+                ]),
+                any::<bool>(),
+            ),
+            1..12,
+        ),
+    ) {
+        let bpjs = AgencyId::parse("bpjs-kes-pekalongan").expect("an id");
+        let licensing = AgencyId::parse("dpmptsp-batang").expect("an id");
+        let kejari = AgencyId::parse("kejari-batang").expect("an id");
+        let compliant = jkn_status(SizeClass::Large, 1_000, 2_400_000, 1_000, 2_400_000, 0, true);
+        let non_compliant = jkn_status(SizeClass::Large, 1_500, 2_400_000, 1_000, 2_400_000, 0, true);
+        prop_assert_eq!(&compliant.categories, &vec![Category::Compliant]);
+        prop_assert!(non_compliant.is_non_compliant());
+        let opened: Date = time::macros::date!(2026 - 1 - 5);
+        let today = opened + Duration::days(800);
+        let warning = SanctionFields {
+            step: Some(SanctionStep::Warning1),
+            effective_date: &opened.to_string(),
+            document_ref: "B/1",
+            note: "",
+            fine_amount: 0,
+            services: Vec::new(),
+        }
+        .validate(today)
+        .expect("a first warning");
+        let mut track = SanctionTrack::open(
+            Subject { id: Uuid::nil(), employer_id: Uuid::nil(), region_code: "33.25" },
+            ProgrammeGroup::Jkn,
+            &bpjs,
+            warning,
+            Some(&non_compliant),
+            now(),
+        )
+        .expect("a track");
+        let mut day = opened;
+        for (attempt, party, is_compliant) in steps {
+            day += Duration::days(attempt.after);
+            let offered = track.status.allowed_steps();
+            let following = attempt.follow && !offered.is_empty();
+            let (step, party, is_compliant) = if following {
+                let step = offered[attempt.pick % offered.len()];
+                let party = if step.is_licensing_step() {
+                    SanctionParty::Licensing
+                } else {
+                    SanctionParty::Bpjs
+                };
+                // What an offered step needs: the warning run out, and the status it rests on.
+                if let Some(end) = track.warning_period_end {
+                    day = day.max(end + Duration::days(1));
+                }
+                (step, party, step == SanctionStep::RequestRevocation)
+            } else {
+                (attempt.any, party, is_compliant)
+            };
+            let status_now = if is_compliant { &compliant } else { &non_compliant };
+            let effective = day.to_string();
+            let fields = SanctionFields {
+                step: Some(step),
+                effective_date: &effective,
+                document_ref: "B/2",
+                note: "",
+                fine_amount: 5_000_000,
+                services: vec![Some(sinergi::domain::sanction::WithheldService::Tender)],
+            };
+            let validated = fields.validate(today);
+            prop_assert!(!following || validated.is_ok(), "{:?}", validated);
+            let Ok(request) = validated else { continue };
+            let (actor, kind) = match party {
+                SanctionParty::Bpjs => (&bpjs, AgencyKind::BpjsKesehatan),
+                SanctionParty::Licensing => (&licensing, AgencyKind::LicensingOffice),
+                SanctionParty::Kejari => (&kejari, AgencyKind::Kejaksaan),
+            };
+            let before = track.clone();
+            let taken = track.advance(actor, kind, request, Some(status_now), now());
+            prop_assert!(!following || taken.is_ok(), "{:?} {:?}", step, taken);
+            match taken {
+                Ok(()) => {
+                    let expected = documented_sanction(before.status, step, is_compliant);
+                    prop_assert_eq!(Some(track.status), expected);
+                    let by = if step.is_licensing_step() {
+                        SanctionParty::Licensing
+                    } else {
+                        SanctionParty::Bpjs
+                    };
+                    prop_assert_eq!(party, by);
+                    if matches!(step, SanctionStep::Warning2 | SanctionStep::Fine) {
+                        let warned_on = before.history.last().expect("a warning").step.effective_on;
+                        // The warning's ten working days all lie before the step's date.
+                        prop_assert!(
+                            weekdays_after(warned_on, day - Duration::days(1))
+                                >= WARNING_PERIOD_WORKING_DAYS,
+                            "{} within the warning of {}", day, warned_on
+                        );
+                    }
+                    prop_assert_eq!(track.history.len(), before.history.len() + 1);
+                }
+                Err(_) => prop_assert_eq!(&track, &before),
+            }
+            prop_assert_eq!(
+                track.status.withholds(),
+                matches!(track.status, SanctionStatus::Tmp2tActive | SanctionStatus::RevocationRequested)
+            );
+            prop_assert_eq!(track.closed_at.is_some(), !track.status.is_open());
         }
     }
 }

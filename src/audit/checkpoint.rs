@@ -72,8 +72,10 @@ pub fn parse_verifier_key(text: &str) -> Result<(String, ed25519_dalek::Verifyin
     let key = STANDARD
         .decode(key)
         .map_err(|_| "the verifier key is not base64")?;
-    let (Some(&ED25519_ALGORITHM), Ok(bytes)) = (key.first(), <[u8; 32]>::try_from(&key[1..]))
-    else {
+    let Some((&ED25519_ALGORITHM, bytes)) = key.split_first() else {
+        return Err("the verifier key is not an Ed25519 key".into());
+    };
+    let Ok(bytes) = <[u8; 32]>::try_from(bytes) else {
         return Err("the verifier key is not an Ed25519 key".into());
     };
     let public = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
@@ -152,5 +154,17 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_verifier_key_without_key_bytes_is_refused() {
+        // A server or a command line may hand over any text: none of it may panic the verifier.
+        for text in [
+            "sinergi/audit+00000000+",
+            "sinergi/audit+00000000+AQ==",
+            "a+b+AAAA",
+        ] {
+            assert!(parse_verifier_key(text).is_err(), "{text}");
+        }
     }
 }

@@ -112,3 +112,22 @@ pub async fn upload_ndjson(
         .unwrap_or_default();
     Ok((elapsed, accepted))
 }
+
+/// The body of a plain GET of `path` over a connection of its own (the metrics endpoint).
+pub async fn get_text(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header(http::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    anyhow::ensure!(
+        response.status() == http::StatusCode::OK,
+        "{path} answered {}",
+        response.status()
+    );
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}

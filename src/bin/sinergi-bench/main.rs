@@ -5,10 +5,11 @@
 //! check: the same transport, codec and middleware with no application work, so the ratio says
 //! what the application itself costs on this machine, whatever the machine.
 //!
-//! `cargo run --release --bin sinergi-bench -- --backend sqlite|postgres [--suite compliance]`
+//! `cargo run --release --bin sinergi-bench -- --backend sqlite|postgres [--suite compliance|soak]`
 
 mod compliance;
 mod http;
+mod soak;
 
 use std::{
     sync::Arc,
@@ -47,6 +48,9 @@ enum Suite {
     Registry,
     /// Bulk ingest, the non-compliance list and the change feed, over a large registry.
     Compliance,
+    /// Mixed load for `--minutes`, failing if memory, descriptors, connections, backlogs or
+    /// latency keep growing.
+    Soak,
 }
 
 #[derive(Parser)]
@@ -78,6 +82,9 @@ struct Args {
     /// Entries the audit log is filled to before proof generation is timed.
     #[arg(long, default_value_t = 100_000)]
     proof_log_size: u64,
+    /// Length of the soak suite's run, in minutes.
+    #[arg(long, default_value_t = 30)]
+    minutes: u64,
 }
 
 /// What one measurement saw.
@@ -557,6 +564,7 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
     let app = App::build(config.clone(), listener).await?;
     let addr = app.addr();
     let http_addr = app.http_addr();
+    let metrics_addr = app.metrics_addr();
     let authenticator = app.authenticator();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async {
@@ -572,6 +580,65 @@ async fn run(args: &Args, config: Config) -> anyhow::Result<()> {
         );
     }
     let mut admin = bench_admin(&config, channels[0].clone()).await?;
+    if args.suite == Suite::Soak {
+        let (churn_key, _) = SigningKey::generate(KeyAlgorithm::EdDsa)?;
+        onboard_agency(
+            &mut admin,
+            proto::Agency {
+                id: "bench-churn".into(),
+                kind: proto::AgencyKind::Disnaker.into(),
+                display_name: "Benchmark bench-churn".into(),
+                ..Default::default()
+            },
+            &churn_key,
+            &[("employers.read", &[])],
+        )
+        .await?;
+        let callers = soak::Callers {
+            disnaker: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-disnaker",
+                proto::AgencyKind::Disnaker,
+                &[
+                    ("employers.read", &[]),
+                    ("employers.write", &[]),
+                    ("reports.write", &[]),
+                ],
+            )
+            .await?,
+            kesehatan: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-bpjs-kesehatan",
+                proto::AgencyKind::BpjsKesehatan,
+                &[("reports.write", &[])],
+            )
+            .await?,
+            inspector: onboard(
+                &mut admin,
+                channels[0].clone(),
+                "bench-inspector",
+                proto::AgencyKind::DisnakertransProvinsi,
+                &[("feed.read", &[])],
+            )
+            .await?,
+            churn: ("bench-churn".into(), churn_key),
+            admin,
+        };
+        let outcome = soak::run(
+            &config,
+            &channels,
+            metrics_addr.ok_or_else(|| anyhow::anyhow!("the metrics endpoint is off"))?,
+            callers,
+            args.employers,
+            args.minutes,
+        )
+        .await;
+        let _ = stop.send(());
+        server.await??;
+        return outcome;
+    }
     if args.suite == Suite::Compliance {
         let writer: &[(&str, &[&str])] = &[("reports.write", &[]), ("compliance.read", &[])];
         let tokens = compliance::Tokens {
