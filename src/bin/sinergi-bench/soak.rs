@@ -25,7 +25,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use super::compliance::Database;
-use super::{bench_employer, bench_npwp, xorshift};
+use super::{bench_npwp, xorshift};
 
 /// How often the series are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -211,15 +211,28 @@ pub async fn run(
             while Instant::now() < deadline {
                 round += 1;
                 let i = (round as usize) % employers;
-                let mut employer = bench_employer(i);
-                employer.workforce_declared = Some((round % 3000) as u32);
+                // Read, change and write back under the etag read, as a registry system does.
                 let at = Instant::now();
-                let outcome = registry
-                    .upsert_employer(proto::UpsertEmployerRequest {
-                        employer: Some(employer),
-                        ..Default::default()
-                    })
-                    .await;
+                let outcome = async {
+                    let mut record = registry
+                        .get_employer(proto::GetEmployerRequest {
+                            key: Some(Key::Npwp(bench_npwp(i as u64))),
+                        })
+                        .await?
+                        .into_inner()
+                        .employer
+                        .unwrap_or_default();
+                    record.workforce_declared = Some((round % 3000) as u32);
+                    registry
+                        .upsert_employer(proto::UpsertEmployerRequest {
+                            etag: record.etag.clone(),
+                            employer: Some(record),
+                            request_id: format!("soak-upsert-{round}"),
+                        })
+                        .await
+                        .map(drop)
+                }
+                .await;
                 load.record(at, outcome);
                 let at = Instant::now();
                 let outcome = reports
