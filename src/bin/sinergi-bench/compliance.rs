@@ -124,20 +124,49 @@ fn period(month: i32) -> Option<proto::Period> {
     Some(proto::Period { year: 2026, month })
 }
 
+/// Employer `i`'s workforce report for `month`: `total` workers at 4.5 million rupiah each.
+pub(super) fn workforce_report(i: u64, month: i32, total: u32) -> proto::ReportSubmission {
+    proto::ReportSubmission {
+        employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
+        period: period(month),
+        figures: Some(report_submission::Figures::Workforce(
+            proto::WorkforceFigures {
+                total_workers: total,
+                total_wage_bill: Some(u64::from(total) * 4_500_000),
+                wage_bands: vec![],
+            },
+        )),
+    }
+}
+
+/// Employer `i`'s JKN registration report for `month`: `registered` workers at 4 million
+/// rupiah each, and `arrears` as (amount, months).
+pub(super) fn registration_report(
+    i: u64,
+    month: i32,
+    registered: u32,
+    (arrears_amount, arrears_months): (u64, u32),
+) -> proto::ReportSubmission {
+    proto::ReportSubmission {
+        employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
+        period: period(month),
+        figures: Some(report_submission::Figures::Registration(
+            proto::RegistrationFigures {
+                programme_group: proto::ProgrammeGroup::Jkn.into(),
+                registered_workers: registered,
+                enrolled_programmes: vec![proto::Programme::Jkn.into()],
+                reported_wage_total: u64::from(registered) * 4_000_000,
+                arrears_amount,
+                arrears_months,
+            },
+        )),
+    }
+}
+
 fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
     let (total, _) = workforce_of(i);
     proto::BulkSubmitReportsRequest {
-        item: Some(proto::ReportSubmission {
-            employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-            period: period(10),
-            figures: Some(report_submission::Figures::Workforce(
-                proto::WorkforceFigures {
-                    total_workers: total,
-                    total_wage_bill: Some(u64::from(total) * 4_500_000),
-                    wage_bands: vec![],
-                },
-            )),
-        }),
+        item: Some(workforce_report(i, 10, total)),
         ..Default::default()
     }
 }
@@ -145,22 +174,13 @@ fn workforce_item(i: u64) -> proto::BulkSubmitReportsRequest {
 /// The JKN registration report of employer `i` for `month`.
 fn registration_item(month: i32, i: u64) -> proto::BulkSubmitReportsRequest {
     let (_, registered) = workforce_of(i);
-    let in_arrears = i.is_multiple_of(11);
+    let arrears = if i.is_multiple_of(11) {
+        (1_000_000 * (i % 97), (i % 12) as u32)
+    } else {
+        (0, 0)
+    };
     proto::BulkSubmitReportsRequest {
-        item: Some(proto::ReportSubmission {
-            employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-            period: period(month),
-            figures: Some(report_submission::Figures::Registration(
-                proto::RegistrationFigures {
-                    programme_group: proto::ProgrammeGroup::Jkn.into(),
-                    registered_workers: registered,
-                    enrolled_programmes: vec![proto::Programme::Jkn.into()],
-                    reported_wage_total: u64::from(registered) * 4_000_000,
-                    arrears_amount: if in_arrears { 1_000_000 * (i % 97) } else { 0 },
-                    arrears_months: if in_arrears { (i % 12) as u32 } else { 0 },
-                },
-            )),
-        }),
+        item: Some(registration_report(i, month, registered, arrears)),
         ..Default::default()
     }
 }

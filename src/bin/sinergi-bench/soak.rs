@@ -18,13 +18,13 @@ use sinergi::{
     proto::{
         self, compliance_service_client::ComplianceServiceClient,
         employer_service_client::EmployerServiceClient, feed_service_client::FeedServiceClient,
-        get_employer_request::Key, report_submission,
+        get_employer_request::Key,
     },
 };
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
-use super::compliance::Database;
+use super::compliance::{Database, registration_report, workforce_report};
 use super::{bench_npwp, xorshift};
 
 /// How often the series are sampled.
@@ -497,39 +497,10 @@ async fn database_connections(metrics: std::net::SocketAddr) -> anyhow::Result<f
 
 fn workforce(i: u64, round: u64) -> proto::ReportSubmission {
     let total = 20 + ((i + round) * 7919 % 3000) as u32;
-    proto::ReportSubmission {
-        employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-        period: Some(proto::Period {
-            year: 2026,
-            month: 1 + (round % 12) as i32,
-        }),
-        figures: Some(report_submission::Figures::Workforce(
-            proto::WorkforceFigures {
-                total_workers: total,
-                total_wage_bill: Some(u64::from(total) * 4_500_000),
-                wage_bands: vec![],
-            },
-        )),
-    }
+    workforce_report(i, 1 + (round % 12) as i32, total)
 }
 
 fn registration(i: u64, batch: u64) -> proto::ReportSubmission {
     let registered = 10 + ((i + batch) * 13 % 2000) as u32;
-    proto::ReportSubmission {
-        employer: Some(report_submission::Employer::EmployerNpwp(bench_npwp(i))),
-        period: Some(proto::Period {
-            year: 2026,
-            month: 1 + (batch % 12) as i32,
-        }),
-        figures: Some(report_submission::Figures::Registration(
-            proto::RegistrationFigures {
-                programme_group: proto::ProgrammeGroup::Jkn.into(),
-                registered_workers: registered,
-                enrolled_programmes: vec![proto::Programme::Jkn.into()],
-                reported_wage_total: u64::from(registered) * 4_000_000,
-                arrears_amount: 0,
-                arrears_months: 0,
-            },
-        )),
-    }
+    registration_report(i, 1 + (batch % 12) as i32, registered, (0, 0))
 }
