@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Property)] = &[
     ("merkle_proofs", merkle_proofs),
     ("json_requests", json_requests),
     ("requests", requests),
+    ("http_requests", http_requests),
     ("access_token", access_token),
     ("client_assertion", client_assertion),
 ];
@@ -117,6 +118,15 @@ fn checkpoint_key() -> &'static ed25519_dalek::SigningKey {
     KEY.get_or_init(|| ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
 }
 
+/// The byte a mutation property changes: the input's bytes read as a number, folded into `len`
+/// so that every position of the genuine value is reachable whatever the input's length.
+fn position_in(position: &[u8], len: usize) -> usize {
+    position
+        .iter()
+        .fold(0usize, |at, byte| at.wrapping_mul(256) ^ usize::from(*byte))
+        % len
+}
+
 /// The signed-note checkpoint parser: arbitrary text never verifies against a key it was not
 /// signed with, and a genuine checkpoint with any one byte changed no longer verifies, unless
 /// the change is in a part the signature does not cover (another signer's line) and the
@@ -139,10 +149,7 @@ pub fn signed_checkpoint(data: &[u8]) {
     let note = checkpoint::sign("sinergi.test/log", size, &root, key);
     let genuine = checkpoint::verify(&note, &verifier).expect("a genuine checkpoint verifies");
     assert_eq!((genuine.size, genuine.root), (size, root));
-    let at = position
-        .iter()
-        .fold(0usize, |at, byte| at.wrapping_mul(256) ^ usize::from(*byte))
-        % note.len();
+    let at = position_in(position, note.len());
     let mut bent = note.clone().into_bytes();
     bent[at] ^= change | 1;
     let Ok(bent) = String::from_utf8(bent) else {
@@ -389,6 +396,10 @@ struct Served {
     agency: (String, SigningKey),
     /// Every RPC: its path, and whether the client or the server streams.
     methods: Vec<(String, bool, bool)>,
+    /// The HTTP/JSON door, and every binding of an RPC to it: its verb and path template.
+    http: std::net::SocketAddr,
+    bindings: Vec<(http::Method, String)>,
+    http_connection: std::sync::Mutex<Option<HttpSender>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -418,7 +429,12 @@ fn served() -> &'static Served {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let (channel, authenticator, tokens, agency) = served;
+        let bindings = sinergi::http::routes::Bindings::from_pool(&pool)
+            .expect("the contract's HTTP bindings")
+            .iter()
+            .map(|binding| (binding.verb.clone(), binding.template.text.clone()))
+            .collect();
+        let (channel, http, authenticator, tokens, agency) = served;
         Served {
             runtime,
             channel,
@@ -426,6 +442,9 @@ fn served() -> &'static Served {
             tokens,
             agency,
             methods,
+            http,
+            bindings,
+            http_connection: Default::default(),
             _data_dir: data_dir,
         }
     })
@@ -433,6 +452,7 @@ fn served() -> &'static Served {
 
 type Started = (
     tonic::transport::Channel,
+    std::net::SocketAddr,
     std::sync::Arc<sinergi::auth::Authenticator>,
     Vec<String>,
     (String, SigningKey),
@@ -473,6 +493,7 @@ async fn start(data_dir: &std::path::Path) -> Started {
         .await
         .expect("the service");
     let authenticator = app.authenticator();
+    let http = app.http_addr().expect("the HTTP door is on");
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr()))
         .expect("an address")
         .connect_lazy();
@@ -515,6 +536,7 @@ async fn start(data_dir: &std::path::Path) -> Started {
     }
     (
         channel,
+        http,
         authenticator,
         tokens,
         agency.expect("at least one agency"),
@@ -647,6 +669,172 @@ pub fn requests(data: &[u8]) {
     }
 }
 
+/// The HTTP/JSON door given arbitrary requests: an RPC's binding (or a path made of the input)
+/// with its path variables, query string and body made of the input's bytes, under each kind of
+/// content type, as each caller. Whatever the bytes, the answer comes, is never a server error,
+/// a JSON answer parses, and a refusal is a `google.rpc.Status` (a code and a message), the one
+/// shape a REST client is documented to handle.
+pub fn http_requests(data: &[u8]) {
+    const VERBS: [http::Method; 5] = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::PUT,
+        http::Method::PATCH,
+        http::Method::DELETE,
+    ];
+    const CONTENT_TYPES: [Option<&str>; 5] = [
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("application/x-ndjson"),
+        Some("text/plain"),
+        None,
+    ];
+    let [caller, binding, content, rest @ ..] = data else {
+        return;
+    };
+    let served = served();
+    let parts = length_prefixed(rest);
+    let part = |n: usize| parts.get(n).map(Vec::as_slice).unwrap_or_default();
+    let (verb, path) = match served.bindings.get(usize::from(*binding)) {
+        Some((verb, template)) => (verb.clone(), filled(template, part(0))),
+        None => (
+            VERBS[usize::from(*binding) % VERBS.len()].clone(),
+            format!("/{}", uri_text(part(0), false)),
+        ),
+    };
+    let query = uri_text(part(1), true);
+    let uri = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut request = http::Request::builder()
+        .method(verb)
+        .uri(&uri)
+        .header(http::header::HOST, "sinergi.test")
+        .header("x-purpose", "fuzzing");
+    if let Some(token) = served
+        .tokens
+        .get(usize::from(*caller) % (served.tokens.len() + 1))
+    {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(content_type) = CONTENT_TYPES[usize::from(*content) % CONTENT_TYPES.len()] {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            part(2).to_vec(),
+        )))
+        .expect("a request of visible ASCII");
+    served.runtime.block_on(async {
+        use http_body_util::BodyExt;
+        // One connection kept for the next input, as a REST client keeps it: a connection per
+        // input would leave the machine's ports in TIME_WAIT within a minute.
+        let kept = served.http_connection.lock().expect("unpoisoned").take();
+        let mut sender = match kept {
+            Some(mut sender) => match sender.ready().await {
+                Ok(()) => sender,
+                Err(_) => http_connection(served.http).await,
+            },
+            None => http_connection(served.http).await,
+        };
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            sender.send_request(request),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{uri} went unanswered"))
+        .unwrap_or_else(|error| panic!("{uri} got no answer: {error}"));
+        let status = response.status();
+        assert!(
+            !matches!(
+                status,
+                http::StatusCode::INTERNAL_SERVER_ERROR | http::StatusCode::NOT_IMPLEMENTED
+            ),
+            "{uri} answered {status}"
+        );
+        let is_json = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+        assert!(
+            status.is_success() || is_json,
+            "{uri} was refused with {status} without a JSON status"
+        );
+        if !is_json {
+            // A feed streams its changes for as long as the caller stays.
+            return;
+        }
+        let body = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            response.into_body().collect(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{uri}'s answer never ended"))
+        .unwrap_or_else(|error| panic!("{uri}'s answer broke off: {error}"))
+        .to_bytes();
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|error| panic!("{uri} answered {status} with bad JSON: {error}"));
+        *served.http_connection.lock().expect("unpoisoned") = Some(sender);
+        if !status.is_success() {
+            let code = answer.get("code").and_then(serde_json::Value::as_i64);
+            assert!(
+                code.is_some_and(|code| (1..=16).contains(&code))
+                    && answer
+                        .get("message")
+                        .is_some_and(serde_json::Value::is_string),
+                "{uri} was refused with {status} but {answer}"
+            );
+        }
+    });
+}
+
+type HttpSender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+async fn http_connection(addr: std::net::SocketAddr) -> HttpSender {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the HTTP door accepts");
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("an HTTP/1.1 connection");
+    tokio::spawn(connection);
+    sender
+}
+
+/// `template` with each `{variable}` replaced by `value`, as text a URI may hold.
+fn filled(template: &str, value: &[u8]) -> String {
+    let value = uri_text(value, false);
+    let mut path = String::new();
+    let mut rest = template;
+    while let Some((before, after)) = rest.split_once('{') {
+        path.push_str(before);
+        path.push_str(&value);
+        rest = after.split_once('}').map_or("", |(_, after)| after);
+    }
+    path.push_str(rest);
+    path
+}
+
+/// `bytes` as URI text: the characters a path segment (or a query) may hold as they are, `%`
+/// too, so that malformed escapes reach the server's own decoding; any other byte escaped.
+fn uri_text(bytes: &[u8], query: bool) -> String {
+    let mut text = String::new();
+    for &byte in bytes {
+        let plain = byte.is_ascii_alphanumeric()
+            || b"-._~!$&'()*+,;=:@/%".contains(&byte)
+            || (query && byte == b'?');
+        if plain {
+            text.push(char::from(byte));
+        } else {
+            text.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    text
+}
+
 /// Access-token verification: arbitrary bytes in `authorization` never authenticate, and a
 /// genuine token with any one byte changed is refused.
 pub fn access_token(data: &[u8]) {
@@ -669,10 +857,7 @@ pub fn access_token(data: &[u8]) {
     let [position @ .., change] = data else {
         return;
     };
-    let at = position
-        .iter()
-        .fold(0usize, |at, byte| at.wrapping_mul(256) ^ usize::from(*byte))
-        % genuine.len();
+    let at = position_in(position, genuine.len());
     let mut bent = format!("Bearer {genuine}").into_bytes();
     bent["Bearer ".len() + at] ^= change | 1;
     let trimmed = std::str::from_utf8(&bent["Bearer ".len()..]).map(str::trim);
@@ -705,10 +890,7 @@ pub fn client_assertion(data: &[u8]) {
     let genuine = AssertionClaims::new(agency, "sinergi", None, None)
         .sign(key)
         .expect("an assertion");
-    let at = position
-        .iter()
-        .fold(0usize, |at, byte| at.wrapping_mul(256) ^ usize::from(*byte))
-        % genuine.len();
+    let at = position_in(position, genuine.len());
     let mut bent = genuine.clone().into_bytes();
     bent[at] ^= change | 1;
     if let Ok(bent) = String::from_utf8(bent) {
