@@ -568,6 +568,51 @@ async fn read_events(
     events
 }
 
+/// A feed with nothing new is still answered at once: the status and headers go out before
+/// the first event or heartbeat, so that an HTTP client's header timeout does not end the call
+/// (a quiet feed once kept its headers back until the first heartbeat, 15 s by default).
+#[tokio::test]
+async fn a_quiet_feed_is_answered_before_its_first_event_or_heartbeat() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.feed.heartbeat_interval_ms = 3_600_000;
+    })
+    .await;
+    let watcher = app
+        .agency(
+            AgencyKind::BpjsKesehatan,
+            &[("feed.read", &[]), ("employers.read", &[])],
+        )
+        .await;
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        Call::get("/v1/feed:watch?types=FEED_EVENT_TYPE_EMPLOYER_UPSERTED")
+            .by(&watcher)
+            .stream(&app),
+    )
+    .await
+    .expect("the headers before the first heartbeat");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+
+    // The stream then carries the first change as its first line.
+    let employer = upsert(&app, "PT Sesudah Sepi").await;
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while !text.contains('\n') {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("the change in time")
+            .expect("the stream goes on")
+            .expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let line: Value =
+        serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON line");
+    assert_eq!(line["event"]["employer"]["id"], employer["id"], "{line}");
+}
+
 fn report_line(employer_id: &str, registered: u32) -> String {
     json!({
         "employerId": employer_id,

@@ -52,6 +52,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streamed answers (the feed) are held back by a client that stops reading: this many
 /// rendered messages wait for it, then the stream waits too.
 const STREAM_QUEUE: usize = 16;
+/// How long a server-streaming answer may stay silent before its HTTP headers go out anyway: a
+/// refusal comes well within it, and an HTTP client gives up on a call whose headers are late.
+const FIRST_MESSAGE_WAIT: Duration = Duration::from_secs(1);
 
 type HttpBody = UnsyncBoxBody<Bytes, Infallible>;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -673,7 +676,9 @@ impl StreamFormat {
 }
 
 /// A server-streaming answer. The first message (or the failure before it) decides the HTTP
-/// status; after it, a failure ends the stream with an `error` event or line.
+/// status if it comes within [`FIRST_MESSAGE_WAIT`]; a stream still quiet by then (a feed with
+/// nothing new) is answered as accepted, so that a client sees its call taken without waiting
+/// for the first heartbeat. After that, a failure ends the stream with an `error` event or line.
 async fn stream<B>(
     shared: Arc<Shared>,
     binding: &Binding,
@@ -684,32 +689,36 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let first = match answer.next().await {
-        Err(status) => return full(shared.renderer.error(&status, None)),
-        Ok(first) => first,
+    // Reading a message is cancel-safe: what arrived stays buffered in the answer.
+    let first = match tokio::time::timeout(FIRST_MESSAGE_WAIT, answer.next()).await {
+        Ok(Err(status)) => return full(shared.renderer.error(&status, None)),
+        Ok(first) => Some(first),
+        Err(_quiet) => None,
     };
     let output = binding.method.output();
     let (sender, receiver) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(STREAM_QUEUE);
     tokio::spawn(async move {
-        let mut next = Ok(first);
+        let mut next = first;
         loop {
-            let chunk = match next {
-                Ok(None) => return,
-                Ok(Some(bytes)) => render_streamed(&shared.renderer, &output, bytes, format),
-                Err(status) => {
-                    let error = shared.renderer.status(&status);
-                    let _ = sender
-                        .send(Ok(Frame::data(stream_error(error, format))))
-                        .await;
+            if let Some(read) = next {
+                let chunk = match read {
+                    Ok(None) => return,
+                    Ok(Some(bytes)) => render_streamed(&shared.renderer, &output, bytes, format),
+                    Err(status) => {
+                        let error = shared.renderer.status(&status);
+                        let _ = sender
+                            .send(Ok(Frame::data(stream_error(error, format))))
+                            .await;
+                        return;
+                    }
+                };
+                if sender.send(Ok(Frame::data(chunk))).await.is_err() {
                     return;
                 }
-            };
-            if sender.send(Ok(Frame::data(chunk))).await.is_err() {
-                return;
             }
             // A client gone while the stream is idle ends the call at once.
             next = tokio::select! {
-                next = answer.next() => next,
+                read = answer.next() => Some(read),
                 () = sender.closed() => return,
             };
         }

@@ -175,8 +175,10 @@ fn operation(
         let described = if method.is_server_streaming() {
             "A stream: as Server-Sent Events (`Accept: text/event-stream`), each event's data \
              one message as JSON, its name the message's set field and its id the cursor; \
-             otherwise NDJSON, one message a line. A failure after the first message ends the \
-             stream with an `error` event, or a line `{\"error\": <google.rpc.Status>}`."
+             otherwise NDJSON, one message a line. A refusal comes as an error status; a \
+             stream that has nothing to send within a second is answered 200 at once, and a \
+             failure after the 200 ends the stream with an `error` event, or a line \
+             `{\"error\": <google.rpc.Status>}`."
         } else {
             "The answer."
         };
