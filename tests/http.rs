@@ -544,14 +544,7 @@ async fn read_events(
         .count()
         < wanted
     {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-            .await
-            .expect("the next event in time")
-            .expect("the stream goes on")
-            .expect("a frame");
-        if let Ok(data) = frame.into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
+        read_more(&mut body, &mut text).await;
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
             let field = |name: &str| {
@@ -599,18 +592,23 @@ async fn a_quiet_feed_is_answered_before_its_first_event_or_heartbeat() {
     let mut body = response.into_body();
     let mut text = String::new();
     while !text.contains('\n') {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-            .await
-            .expect("the change in time")
-            .expect("the stream goes on")
-            .expect("a frame");
-        if let Ok(data) = frame.into_data() {
-            text.push_str(&String::from_utf8_lossy(&data));
-        }
+        read_more(&mut body, &mut text).await;
     }
     let line: Value =
         serde_json::from_str(text.lines().next().unwrap_or_default()).expect("a JSON line");
     assert_eq!(line["event"]["employer"]["id"], employer["id"], "{line}");
+}
+
+/// Appends the stream's next frame to `text`, failing if none comes within 10 s.
+async fn read_more(body: &mut hyper::body::Incoming, text: &mut String) {
+    let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("the next message in time")
+        .expect("the stream goes on")
+        .expect("a frame");
+    if let Ok(data) = frame.into_data() {
+        text.push_str(&String::from_utf8_lossy(&data));
+    }
 }
 
 fn report_line(employer_id: &str, registered: u32) -> String {
